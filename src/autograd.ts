@@ -1,0 +1,162 @@
+// A minimal tape: each op that sees an input requiring grad attaches a GradFn to its output.
+// backward() walks the graph once in reverse topological order (no recursion per path), sums the
+// gradients that meet at a tensor, hands leaves their .grad and frees what the ops saved.
+import { Tensor, installBackward, keep } from './tensor.ts';
+
+export interface GradFn {
+  name: string;
+  inputs: readonly (Tensor | null)[];
+  /** One gradient per input (null where the input needs none). Must not dispose `gradOutput`. */
+  backward(gradOutput: Tensor): (Tensor | null)[];
+  /** Tensors the op created and saved only for backward; disposed after backward or with the output. */
+  saved?: Tensor[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording anything for backward (also for async functions). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    gradEnabled = prev;
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      gradEnabled = prev;
+    }) as T;
+  }
+  gradEnabled = prev;
+  return result;
+}
+
+/** True when an op applied to these inputs must record its backward. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}
+
+/**
+ * Attaches a backward to `output` when any input requires grad; otherwise disposes `saved`.
+ * Returns `output`.
+ */
+export function record(
+  output: Tensor,
+  name: string,
+  inputs: readonly (Tensor | null)[],
+  backward: (gradOutput: Tensor) => (Tensor | null)[],
+  saved: Tensor[] = [],
+): Tensor {
+  if (!needsGrad(...inputs)) {
+    for (const t of saved) t.dispose();
+    return output;
+  }
+  output.requiresGrad = true;
+  output.gradFn = { name, inputs, backward, saved };
+  return output;
+}
+
+function releaseGradFn(t: Tensor): void {
+  const fn = t.gradFn;
+  t.gradFn = null;
+  if (fn?.saved) for (const s of fn.saved) s.dispose();
+}
+
+// Set by ops/elementwise.ts (kept out of this file so the tape has no kernel dependencies).
+let addTensors: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+let accumulateInto: ((target: Tensor, g: Tensor) => void) | null = null;
+let onesLike: ((t: Tensor) => Tensor) | null = null;
+/** @internal */
+export function installGradHelpers(h: {
+  add: (a: Tensor, b: Tensor) => Tensor;
+  accumulate: (target: Tensor, g: Tensor) => void;
+  ones: (t: Tensor) => Tensor;
+}): void {
+  addTensors = h.add;
+  accumulateInto = h.accumulate;
+  onesLike = h.ones;
+}
+
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>([root]);
+  const stack: [Tensor, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const inputs = top[0].gradFn?.inputs ?? [];
+    if (top[1] < inputs.length) {
+      const next = inputs[top[1]++];
+      if (next && next.requiresGrad && !visited.has(next)) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(top[0]);
+      stack.pop();
+    }
+  }
+  return order.reverse(); // root first
+}
+
+function backward(root: Tensor, gradOutput?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error(`backward(): ${root} does not require grad (no input of the graph has requiresGrad, or it ran under noGrad)`);
+  }
+  if (!gradOutput && root.size !== 1) {
+    throw new Error(`backward(): ${root} is not a scalar; pass the gradient of the output`);
+  }
+  if (gradOutput && gradOutput.size !== root.size) {
+    throw new Error(`backward(): gradient [${gradOutput.shape}] does not match ${root}`);
+  }
+  const order = topologicalOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  const seed = gradOutput ?? onesLike!(root);
+  grads.set(root, seed);
+  gradEnabled = false; // backward kernels are not themselves recorded
+  try {
+    for (const t of order) {
+      const g = grads.get(t);
+      grads.delete(t);
+      if (!g) continue;
+      const fn = t.gradFn;
+      if (fn) {
+        const inputGrads = fn.backward(g);
+        fn.inputs.forEach((input, i) => {
+          const ig = inputGrads[i];
+          if (!ig) return;
+          if (!input || !input.requiresGrad) {
+            ig.dispose();
+            return;
+          }
+          const prev = grads.get(input);
+          if (prev) {
+            grads.set(input, addTensors!(prev, ig));
+            prev.dispose();
+            ig.dispose();
+          } else {
+            grads.set(input, ig);
+          }
+        });
+        releaseGradFn(t);
+        if (g !== gradOutput) g.dispose();
+      } else if (t.grad) {
+        accumulateInto!(t.grad, g); // leaves accumulate across backward() calls, like torch
+        if (g !== gradOutput) g.dispose();
+      } else {
+        t.grad = keep(g.shape.length === t.shape.length ? g : g.view(t.shape));
+        if (t.grad !== g) g.dispose();
+      }
+    }
+  } finally {
+    gradEnabled = true;
+  }
+}
+
+installBackward(backward);

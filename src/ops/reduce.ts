@@ -1,0 +1,52 @@
+// Reductions (shaders/reduce.wgsl): sum of everything, sums over leading rows.
+import { Tensor } from '../tensor.ts';
+import { record } from '../autograd.ts';
+
+/**
+ * Column sums of x viewed as [rows, cols] (cols = product of the last `keepDims` dims):
+ * result has shape x.shape.slice(-keepDims). With `into`, computes into = alpha*sum + beta*into.
+ */
+export function sumRowsRaw(x: Tensor, cols: number, alpha = 1, into?: Tensor, beta = 0): Tensor {
+  const rows = x.size / cols;
+  const out = into ?? Tensor.empty([cols], { device: x.device });
+  x.device.dispatch({
+    shader: 'reduce', entry: 'sum_rows', u: [rows, cols], f: [alpha, beta],
+    bindings: [x.binding, out.binding], workgroups: [Math.ceil(cols / 64)],
+  });
+  return out;
+}
+
+/** Repeats a [cols] vector over `rows` rows (times alpha). */
+export function broadcastRowsRaw(v: Tensor, rows: number, shape: readonly number[], alpha = 1): Tensor {
+  const cols = v.size;
+  const out = Tensor.empty(shape, { device: v.device });
+  v.device.dispatch({
+    shader: 'reduce', entry: 'broadcast_rows', u: [rows, cols], f: [alpha, 0],
+    bindings: [v.binding, out.binding], workgroups: v.device.grid(rows * cols, 64),
+  });
+  return out;
+}
+
+/** Sum over all leading dims, keeping the last `keepDims` dims. */
+export function sumRows(x: Tensor, keepDims = 1): Tensor {
+  const keepShape = x.shape.slice(x.shape.length - keepDims);
+  const cols = keepShape.reduce((a, b) => a * b, 1);
+  const rows = x.size / cols;
+  const out = sumRowsRaw(x, cols).view(keepShape);
+  return record(out, 'sumRows', [x], (g) => [broadcastRowsRaw(g, rows, x.shape)]);
+}
+
+/** Sum of all elements, as a [1] tensor; `mean: true` divides by the count. */
+export function sum(x: Tensor, opts: { mean?: boolean } = {}): Tensor {
+  const alpha = opts.mean ? 1 / x.size : 1;
+  const out = Tensor.empty([1], { device: x.device });
+  x.device.dispatch({
+    shader: 'reduce', entry: 'sum_all', u: [1, x.size], f: [alpha, 0],
+    bindings: [x.binding, out.binding], workgroups: [1],
+  });
+  return record(out, 'sum', [x], (g) => [broadcastRowsRaw(g, x.size, x.shape, alpha)]);
+}
+
+export function mean(x: Tensor): Tensor {
+  return sum(x, { mean: true });
+}
