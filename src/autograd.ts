@@ -38,6 +38,17 @@ export function noGrad<T>(fn: () => T): T {
   return result;
 }
 
+/** Runs `fn` with recording switched on or off (checkpointing re-enables it inside backward). */
+export function withGrad<T>(enabled: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** True when an op applied to these inputs must record its backward. */
 export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return gradEnabled && inputs.some((t) => t?.requiresGrad);
@@ -119,6 +130,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
   const grads = new Map<Tensor, Tensor>();
   const seed = gradOutput ?? onesLike!(root);
   grads.set(root, seed);
+  const prevEnabled = gradEnabled;
   gradEnabled = false; // backward kernels are not themselves recorded
   try {
     for (const t of order) {
@@ -155,7 +167,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
       }
     }
   } finally {
-    gradEnabled = true;
+    gradEnabled = prevEnabled;
   }
 }
 
