@@ -11,7 +11,7 @@ import { reshape } from '../ops/shape.ts';
 import { attention } from '../ops/attention.ts';
 import { patchify, embeddings, selectToken } from '../ops/patchify.ts';
 import { crossEntropy } from '../ops/loss.ts';
-import { ViTConfig } from './config.ts';
+import { ViTConfig, type ViTConfigInit } from './config.ts';
 import { loadStateDict, stateDict } from './pretrained.ts';
 
 /** A head mask: one factor per head for every layer ([heads]) or per layer ([layers][heads]). */
@@ -32,7 +32,7 @@ export class ViTPatchEmbeddings extends Module {
   readonly patchSize: [number, number];
   readonly numChannels: number;
   readonly numPatches: number;
-  readonly projection: Linear;
+  readonly projection: ConvAsLinear;
 
   constructor(config: ViTConfig) {
     super();
@@ -353,7 +353,7 @@ export class ViTModel extends Module {
   readonly layernorm: LayerNorm;
   readonly pooler: ViTPooler | null;
 
-  constructor(config: ViTConfig | Partial<ViTConfig> = {}, opts: { addPoolingLayer?: boolean } = {}) {
+  constructor(config: ViTConfig | ViTConfigInit = {}, opts: { addPoolingLayer?: boolean } = {}) {
     super();
     this.config = config instanceof ViTConfig ? config : new ViTConfig(config);
     this.embeddings = this.child('embeddings', new ViTEmbeddings(this.config));
@@ -425,7 +425,7 @@ export class ViTForImageClassification extends Module {
   readonly vit: ViTModel;
   readonly classifier: Linear;
 
-  constructor(config: ViTConfig | Partial<ViTConfig> = {}) {
+  constructor(config: ViTConfig | ViTConfigInit = {}) {
     super();
     this.config = config instanceof ViTConfig ? config : new ViTConfig(config);
     this.vit = this.child('vit', new ViTModel(this.config, { addPoolingLayer: false }));

@@ -1,0 +1,158 @@
+// LayerNorm over the last axis of x viewed as [rows, cols], torch semantics: biased variance by
+// two passes (mean, then mean of squared deviations), rstd = 1 / sqrt(var + eps),
+// y = (x - mean) * rstd * weight + bias. One workgroup per row; rows past 65535 spill into y.
+// Backward: dx per row (one workgroup per row); dweight/dbias as fixed-order column sums
+// (partial sums over CHUNK_ROWS rows, then a sum over the partials), so results are deterministic.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  eps: f32,
+}
+@group(0) @binding(0) var<uniform> params: Params;
+
+override WG: u32 = 64;          // threads per row (a power of two)
+override CHUNK_ROWS: u32 = 32;  // rows per partial sum of the parameter gradients
+
+var<workgroup> partial: array<vec2f, WG>;
+
+// Tree sum of one vec2 per thread across the workgroup; every thread gets the total.
+fn workgroup_sum(lid: u32, v: vec2f) -> vec2f {
+  partial[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = partial[0];
+  workgroupBarrier(); // everyone has read partial[0] before it is reused
+  return total;
+}
+
+fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// ---- forward -----------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_forward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = row_index(wid, nwg);
+  if (row >= params.rows) { return; }
+  let d = params.cols;
+  let base = row * d;
+
+  var s = 0.0;
+  for (var c = lid.x; c < d; c += WG) { s += x[base + c]; }
+  let mean = workgroup_sum(lid.x, vec2f(s, 0.0)).x / f32(d);
+
+  var sq = 0.0;
+  for (var c = lid.x; c < d; c += WG) {
+    let t = x[base + c] - mean;
+    sq += t * t;
+  }
+  let variance = workgroup_sum(lid.x, vec2f(sq, 0.0)).x / f32(d);
+  let rstd = 1.0 / sqrt(variance + params.eps);
+
+  for (var c = lid.x; c < d; c += WG) {
+    y[base + c] = (x[base + c] - mean) * rstd * weight[c] + bias[c];
+  }
+  if (lid.x == 0u) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+}
+
+// ---- backward: dx -----------------------------------------------------------------------
+// With xhat = (x - mean) * rstd and g = dy * weight:
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+@group(0) @binding(3) var<storage, read> mean_in: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd_in: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_input(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = row_index(wid, nwg);
+  if (row >= params.rows) { return; }
+  let d = params.cols;
+  let base = row * d;
+  let mean = mean_in[row];
+  let rstd = rstd_in[row];
+
+  var sums = vec2f(0.0);
+  for (var c = lid.x; c < d; c += WG) {
+    let g = dy[base + c] * weight[c];
+    let xhat = (x[base + c] - mean) * rstd;
+    sums += vec2f(g, g * xhat);
+  }
+  let means = workgroup_sum(lid.x, sums) / f32(d);
+
+  for (var c = lid.x; c < d; c += WG) {
+    let g = dy[base + c] * weight[c];
+    let xhat = (x[base + c] - mean) * rstd;
+    dx[base + c] = rstd * (g - means.x - xhat * means.y);
+  }
+}
+
+// ---- backward: dweight = sum over rows of dy * xhat, dbias = sum over rows of dy -------------
+// Stage 1: thread (col, chunk) sums CHUNK_ROWS rows in order into partial_dw/partial_db[chunk, col].
+@group(0) @binding(2) var<storage, read> mean_rows: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd_rows: array<f32>;
+@group(0) @binding(4) var<storage, read> dy_rows: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partial_dw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> partial_db: array<f32>;
+
+@compute @workgroup_size(64)
+fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  let chunk = gid.y;
+  let d = params.cols;
+  if (c >= d) { return; }
+  let first = chunk * CHUNK_ROWS;
+  let last = min(first + CHUNK_ROWS, params.rows);
+  var dw = 0.0;
+  var db = 0.0;
+  for (var r = first; r < last; r++) {
+    let g = dy_rows[r * d + c];
+    dw += g * (x[r * d + c] - mean_rows[r]) * rstd_rows[r];
+    db += g;
+  }
+  partial_dw[chunk * d + c] = dw;
+  partial_db[chunk * d + c] = db;
+}
+
+// Stage 2: thread per column sums the partials of all chunks in order (params.rows = chunks here).
+@group(0) @binding(1) var<storage, read> partial_dw_in: array<f32>;
+@group(0) @binding(2) var<storage, read> partial_db_in: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dweight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
+
+@compute @workgroup_size(64)
+fn layernorm_backward_params_finish(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  let d = params.cols;
+  if (c >= d) { return; }
+  var dw = 0.0;
+  var db = 0.0;
+  for (var k = 0u; k < params.rows; k++) {
+    dw += partial_dw_in[k * d + c];
+    db += partial_db_in[k * d + c];
+  }
+  dweight[c] = dw;
+  dbias[c] = db;
+}

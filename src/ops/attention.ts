@@ -1,0 +1,178 @@
+// Softmax attention as in Hugging Face ViTSelfAttention (shaders/attention.wgsl), on the merged
+// [B, S, H*hd] layout of the query/key/value Linear outputs: no head split or merge copies.
+//   scores = q_h k_h^T * scale; p = softmax(scores); p' = dropout(p) * headMask[h]; context_h = p' v_h
+import { Tensor } from '../tensor.ts';
+import { record } from '../autograd.ts';
+
+export interface AttentionOptions {
+  heads: number;
+  /** multiplies q k^T; default 1 / sqrt(head dim) */
+  scale?: number;
+  /** one factor per head (H values), multiplied into the probabilities after dropout; not trainable */
+  headMask?: Tensor | readonly number[] | null;
+  /** attention_probs_dropout_prob; pass 0 outside training */
+  dropout?: number;
+  /** dropout seed: the mask is a hash of (seed, index into [B, H, S, S]) */
+  seed?: number;
+  /** also return p' [B, H, S, S] (HF's `attentions`), not differentiable */
+  returnProbs?: boolean;
+}
+
+export interface AttentionResult {
+  /** [B, S, H*hd] */
+  context: Tensor;
+  /** [B, H, S, S] probabilities after dropout and head mask, when `returnProbs` */
+  probs: Tensor | null;
+}
+
+const WG = 64;
+/** the register tile of batched_matmul (TM = TN in the shader) */
+const TILE = 8;
+
+/** Where element (row, col) of one (batch, head) matrix lives in a flat buffer. */
+interface Layout { batch: number; head: number; row: number; col: number }
+
+const transpose = (l: Layout): Layout => ({ ...l, row: l.col, col: l.row });
+
+/** C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. */
+function batchedMatmul(
+  a: Tensor, aLayout: Layout, b: Tensor, bLayout: Layout, c: Tensor, cLayout: Layout,
+  dims: { m: number; n: number; k: number; batch: number; heads: number }, alpha = 1,
+): void {
+  const { m, n, k, batch, heads } = dims;
+  const invocations = batch * heads * Math.ceil(m / TILE) * Math.ceil(n / TILE);
+  if (invocations === 0) return;
+  const operand = (l: Layout) => [l.batch, l.head, l.row, l.col];
+  c.device.dispatch({
+    shader: 'attention', entry: 'batched_matmul', constants: { WG },
+    u: [m, n, k, heads, batch * heads, ...operand(aLayout), ...operand(bLayout), ...operand(cLayout)],
+    f: [alpha],
+    bindings: [a.binding, b.binding, c.binding],
+    workgroups: c.device.grid(invocations, WG),
+  });
+}
+
+interface MaskSpec { dropout: number; seed: number; headMask: Tensor | null }
+
+/**
+ * One of the row kernels over the [B, H, S, S] buffers. softmax_forward: `main` in place.
+ * softmax_backward: `main` = dP' -> dS in place, `probs` = p. apply_mask: `main` = p -> `probs` = p'.
+ */
+function rowKernel(
+  entry: 'softmax_forward' | 'softmax_backward' | 'apply_mask',
+  main: Tensor, probs: Tensor | null, dims: { batch: number; heads: number; seq: number },
+  mask: MaskSpec, scale: number,
+): void {
+  const { batch, heads, seq } = dims;
+  const rows = batch * heads * seq;
+  const device = main.device;
+  let bindings = [main.binding];
+  if (probs) {
+    // Without a head mask its binding still sits in the auto layout: bind the read-only p there.
+    const readOnlyP = entry === 'apply_mask' ? main : probs;
+    bindings = [main.binding, (mask.headMask ?? readOnlyP).binding, probs.binding];
+  }
+  device.dispatch({
+    shader: 'attention', entry,
+    constants: entry === 'softmax_forward'
+      ? { WG }
+      : { WG, DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0 },
+    u: [rows, seq, heads, mask.seed >>> 0],
+    f: [scale, mask.dropout, 1 / (1 - mask.dropout)],
+    bindings,
+    workgroups: device.grid(rows, WG),
+  });
+}
+
+/**
+ * Multi-head softmax attention on [B, S, H*hd] inputs; returns the context in the same layout.
+ * Recorded by autograd on `context` (gradients for q, k and v).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): AttentionResult {
+  if (q.shape.length !== 3) throw new Error(`attention: q must be [B, S, H*hd], got [${q.shape}]`);
+  const [batch, seq, width] = q.shape;
+  for (const [name, t] of [['k', k], ['v', v]] as const) {
+    if (t.shape.length !== 3 || t.shape.some((d, i) => d !== q.shape[i])) {
+      throw new Error(`attention: ${name} [${t.shape}] does not match q [${q.shape}]`);
+    }
+  }
+  const heads = opts.heads;
+  if (!Number.isInteger(heads) || heads <= 0 || width % heads !== 0) {
+    throw new Error(`attention: ${width} features do not split into ${heads} heads`);
+  }
+  const headDim = width / heads;
+  const scale = opts.scale ?? 1 / Math.sqrt(headDim);
+  const dropout = opts.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`attention: dropout must be in [0, 1), got ${dropout}`);
+
+  let headMask: Tensor | null = null;
+  let ownsHeadMask = false;
+  if (opts.headMask) {
+    if (opts.headMask instanceof Tensor) {
+      headMask = opts.headMask;
+    } else {
+      headMask = Tensor.fromArray(Float32Array.from(opts.headMask), [opts.headMask.length], { device: q.device });
+      ownsHeadMask = true;
+    }
+    if (headMask.size !== heads) {
+      throw new Error(`attention: head mask has ${headMask.size} values for ${heads} heads`);
+    }
+  }
+  const mask: MaskSpec = { dropout, seed: opts.seed ?? 0, headMask };
+  const masked = dropout > 0 || headMask !== null;
+
+  const dims = { batch, heads, seq };
+  const tokens: Layout = { batch: seq * width, head: headDim, row: width, col: 1 };
+  const square: Layout = { batch: heads * seq * seq, head: seq * seq, row: seq, col: 1 };
+  const device = q.device;
+
+  // p: scores, then the softmax in place; p' (masked) only when dropout or a head mask is on.
+  const p = Tensor.empty([batch, heads, seq, seq], { device });
+  batchedMatmul(q, tokens, k, transpose(tokens), p, square, { m: seq, n: seq, k: headDim, batch, heads }, scale);
+  rowKernel('softmax_forward', p, null, dims, mask, scale);
+  const pMasked = masked ? Tensor.empty([batch, heads, seq, seq], { device }) : null;
+  if (pMasked) rowKernel('apply_mask', p, pMasked, dims, mask, scale);
+  const pUsed = pMasked ?? p;
+  const context = Tensor.empty(q.shape, { device });
+  batchedMatmul(pUsed, square, v, tokens, context, tokens, { m: seq, n: headDim, k: seq, batch, heads });
+
+  const probs = opts.returnProbs ? pUsed.view(pUsed.shape) : null;
+  pMasked?.dispose(); // the view (if any) keeps its storage alive
+
+  // record() disposes these at once when no input needs a gradient.
+  const saved = ownsHeadMask ? [p, headMask!] : [p];
+  record(context, 'attention', [q, k, v], (dContext) => {
+    const sq = { batch, heads };
+    // dV = p'^T dC, with p' regenerated from p and the hashed mask.
+    let dv: Tensor | null = null;
+    if (v.requiresGrad) {
+      let pm = p;
+      if (masked) {
+        pm = Tensor.empty(p.shape, { device });
+        rowKernel('apply_mask', p, pm, dims, mask, scale);
+      }
+      dv = Tensor.empty(v.shape, { device });
+      batchedMatmul(pm, transpose(square), dContext, tokens, dv, tokens, { m: seq, n: headDim, k: seq, ...sq });
+      if (pm !== p) pm.dispose();
+    }
+    let dq: Tensor | null = null;
+    let dk: Tensor | null = null;
+    if (q.requiresGrad || k.requiresGrad) {
+      // dS (scaled) over the [B, H, S, S] buffer: dP' = dC V^T, then the softmax backward in place.
+      const dS = Tensor.empty(p.shape, { device });
+      batchedMatmul(dContext, tokens, v, transpose(tokens), dS, square, { m: seq, n: seq, k: headDim, ...sq });
+      rowKernel('softmax_backward', dS, p, dims, mask, scale);
+      if (q.requiresGrad) {
+        dq = Tensor.empty(q.shape, { device });
+        batchedMatmul(dS, square, k, tokens, dq, tokens, { m: seq, n: headDim, k: seq, ...sq });
+      }
+      if (k.requiresGrad) {
+        dk = Tensor.empty(k.shape, { device });
+        batchedMatmul(dS, transpose(square), q, tokens, dk, tokens, { m: seq, n: headDim, k: seq, ...sq });
+      }
+      dS.dispose();
+    }
+    return [dq, dk, dv];
+  }, saved);
+  return { context, probs };
+}

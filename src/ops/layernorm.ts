@@ -1,0 +1,102 @@
+// LayerNorm over the last axis (shaders/layernorm.wgsl), torch semantics (biased variance).
+import { Tensor, keep } from '../tensor.ts';
+import { record } from '../autograd.ts';
+import type { Device } from '../gpu/device.ts';
+
+/**
+ * Threads per row (a power of two). null picks by device: a CPU rasteriser runs fewer threads
+ * per row faster (its barriers are expensive); tests set it to cover the variants.
+ */
+export const layerNormConfig: { threadsPerRow: number | null } = { threadsPerRow: null };
+
+function threadsPerRow(device: Device): number {
+  const n = layerNormConfig.threadsPerRow ?? (device.isCPU ? 16 : 64);
+  if (!(n >= 1 && n <= 256 && (n & (n - 1)) === 0)) throw new Error(`layerNorm: threadsPerRow must be a power of two <= 256, got ${n}`);
+  return n;
+}
+
+/** Rows per partial sum of dweight/dbias (more partials = more parallel work on a GPU). */
+const CHUNK_ROWS = 32;
+
+function checkFloat(name: string, t: Tensor): void {
+  if (t.dtype !== 'f32') throw new Error(`layerNorm: ${name} must be float32, got ${t.dtype}`);
+}
+
+/**
+ * y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis of x [..., D] (biased
+ * variance, like torch.nn.functional.layer_norm). weight and bias have D elements.
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  checkFloat('x', x);
+  checkFloat('weight', weight);
+  checkFloat('bias', bias);
+  if (x.shape.length === 0) throw new Error('layerNorm: x must have at least one dimension');
+  const d = x.shape[x.shape.length - 1];
+  if (weight.size !== d || bias.size !== d) {
+    throw new Error(`layerNorm: weight [${weight.shape}] and bias [${bias.shape}] must have ${d} elements for x [${x.shape}]`);
+  }
+  if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
+  const device = x.device;
+  const wg = threadsPerRow(device);
+  const rows = d === 0 ? 0 : x.size / d;
+  const y = Tensor.empty(x.shape, { device });
+  // per-row statistics for backward; owned by the op (record frees them when no grad is needed)
+  const mean = keep(Tensor.empty([rows], { device }));
+  const rstd = keep(Tensor.empty([rows], { device }));
+  if (rows > 0) {
+    device.dispatch({
+      shader: 'layernorm', entry: 'layernorm_forward', constants: { WG: wg },
+      u: [rows, d], f: [eps],
+      bindings: [x.binding, weight.binding, bias.binding, y.binding, mean.binding, rstd.binding],
+      workgroups: device.grid(rows, 1),
+    });
+  }
+  return record(y, 'layerNorm', [x, weight, bias], (dy) => {
+    const dx = x.requiresGrad ? Tensor.empty(x.shape, { device }) : null;
+    if (dx && rows > 0) {
+      device.dispatch({
+        shader: 'layernorm', entry: 'layernorm_backward_input', constants: { WG: wg },
+        u: [rows, d], f: [eps],
+        bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding],
+        workgroups: device.grid(rows, 1),
+      });
+    }
+    let dweight: Tensor | null = null;
+    let dbias: Tensor | null = null;
+    if (weight.requiresGrad || bias.requiresGrad) {
+      [dweight, dbias] = paramGrads(x, mean, rstd, dy, rows, d, weight.shape, bias.shape);
+    }
+    return [dx, dweight, dbias];
+  }, [mean, rstd]);
+}
+
+/** dweight and dbias as column sums over rows, in a fixed order (deterministic). */
+function paramGrads(
+  x: Tensor, mean: Tensor, rstd: Tensor, dy: Tensor, rows: number, d: number,
+  weightShape: readonly number[], biasShape: readonly number[],
+): [Tensor, Tensor] {
+  const device = x.device;
+  const dweight = Tensor.empty(weightShape, { device });
+  const dbias = Tensor.empty(biasShape, { device });
+  const chunks = Math.max(1, Math.ceil(rows / CHUNK_ROWS));
+  if (chunks > 65535) throw new Error(`layerNorm backward: ${rows} rows is more than supported`);
+  const partialDw = Tensor.empty([chunks, d], { device });
+  const partialDb = Tensor.empty([chunks, d], { device });
+  if (d > 0) {
+    device.dispatch({
+      shader: 'layernorm', entry: 'layernorm_backward_params_partial', constants: { CHUNK_ROWS },
+      u: [rows, d], f: [0],
+      bindings: [x.binding, mean.binding, rstd.binding, dy.binding, partialDw.binding, partialDb.binding],
+      workgroups: [Math.ceil(d / 64), chunks],
+    });
+    device.dispatch({
+      shader: 'layernorm', entry: 'layernorm_backward_params_finish',
+      u: [chunks, d], f: [0],
+      bindings: [partialDw.binding, partialDb.binding, dweight.binding, dbias.binding],
+      workgroups: [Math.ceil(d / 64)],
+    });
+  }
+  partialDw.dispose();
+  partialDb.dispose();
+  return [dweight, dbias];
+}

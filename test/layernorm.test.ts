@@ -1,0 +1,114 @@
+import { test } from 'uvu';
+import { Tensor, tidy } from '../src/tensor.ts';
+import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
+import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
+import { assertClose, gradCheck, randn } from './helpers.ts';
+
+const fwdTol = { relL2: 1e-6, nmax: 1e-5 };
+const gradTol = { relL2: 5e-6, nmax: 5e-5 };
+
+/** x with a per-row offset and scale, so mean and variance matter. */
+function inputs(rows: number, d: number, seed: number, scale = 1) {
+  const x = randn(rows * d, seed, scale);
+  for (let r = 0; r < rows; r++) {
+    const offset = 3 * Math.sin(r + seed) * scale;
+    for (let c = 0; c < d; c++) x[r * d + c] += offset;
+  }
+  const weight = randn(d, seed + 1, 0.5).map((v) => v + 1);
+  const bias = randn(d, seed + 2, 0.5);
+  const dy = randn(rows * d, seed + 3);
+  return { x, weight, bias, dy };
+}
+
+// threadsPerRow null = the device's choice; the others are the variants of the same kernels
+const cases: { shape: number[]; eps: number; threadsPerRow: number | null }[] = [
+  { shape: [1, 64], eps: 1e-12, threadsPerRow: null },
+  { shape: [17, 96], eps: 1e-6, threadsPerRow: null },
+  { shape: [2, 13, 37], eps: 1e-12, threadsPerRow: null },
+  { shape: [197, 192], eps: 1e-6, threadsPerRow: null },
+  { shape: [26, 768], eps: 1e-12, threadsPerRow: null },
+  { shape: [8, 577, 768], eps: 1e-12, threadsPerRow: null },
+  { shape: [17, 37], eps: 1e-6, threadsPerRow: 1 },
+  { shape: [26, 37], eps: 1e-12, threadsPerRow: 16 },
+  { shape: [17, 768], eps: 1e-6, threadsPerRow: 64 },
+  { shape: [3, 96], eps: 1e-12, threadsPerRow: 256 },
+];
+
+for (const { shape, eps, threadsPerRow } of cases) {
+  const variant = threadsPerRow === null ? '' : `, ${threadsPerRow} threads per row`;
+  test(`layerNorm forward and backward match the float64 reference [${shape}], eps ${eps}${variant}`, () => tidy(async () => {
+    layerNormConfig.threadsPerRow = threadsPerRow;
+    const d = shape[shape.length - 1];
+    const rows = shape.reduce((a, b) => a * b, 1) / d;
+    const { x, weight, bias, dy } = inputs(rows, d, rows + d);
+    const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
+    const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
+    const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
+    const y = layerNorm(xt, wt, bt, eps);
+    if (y.shape.join() !== shape.join()) throw new Error(`output shape [${y.shape}]`);
+    y.backward(Tensor.fromArray(dy, shape));
+    const ref = layerNormRef(x, weight, bias, rows, d, eps);
+    const g = layerNormBackwardRef(x, weight, dy, rows, d, eps);
+    assertClose('y', await y.toArray(), ref.y, fwdTol);
+    assertClose('dx', await xt.grad!.toArray(), g.dx, gradTol);
+    assertClose('dweight', await wt.grad!.toArray(), g.dweight, gradTol);
+    assertClose('dbias', await bt.grad!.toArray(), g.dbias, gradTol);
+    for (const t of [xt, wt, bt]) t.grad!.dispose();
+    layerNormConfig.threadsPerRow = null;
+  }));
+}
+
+test('eps is applied inside the square root (small-variance rows tell 1e-6 from 1e-12)', () => tidy(async () => {
+  const rows = 5, d = 37;
+  const { x, weight, bias } = inputs(rows, d, 11, 1e-4); // variance ~1e-8
+  const xt = Tensor.fromArray(x, [rows, d]);
+  const wt = Tensor.fromArray(weight, [d]);
+  const bt = Tensor.fromArray(bias, [d]);
+  const small = await layerNorm(xt, wt, bt, 1e-12).toArray();
+  const large = await layerNorm(xt, wt, bt, 1e-6).toArray();
+  assertClose('eps 1e-12', small, layerNormRef(x, weight, bias, rows, d, 1e-12).y, { relL2: 1e-5, nmax: 1e-4 });
+  assertClose('eps 1e-6', large, layerNormRef(x, weight, bias, rows, d, 1e-6).y, { relL2: 1e-5, nmax: 1e-4 });
+  const moved = small.reduce((a, v, i) => Math.max(a, Math.abs(v - large[i])), 0);
+  if (moved < 0.1) throw new Error(`eps 1e-6 and 1e-12 gave nearly the same output (max diff ${moved})`);
+}));
+
+test('layerNorm finite differences (x, weight, bias)', async () => {
+  const rows = 3, d = 7;
+  const { x, weight, bias } = inputs(rows, d, 5);
+  await gradCheck('layerNorm', [
+    { data: x, shape: [rows, d] }, { data: weight, shape: [d] }, { data: bias, shape: [d] },
+  ], ([a, w, b]) => layerNorm(a, w, b, 1e-5), { eps: 1e-2, tol: 2e-2 });
+});
+
+test('only the inputs that need grad get one; saved statistics are freed', () => tidy(async () => {
+  const rows = 9, d = 37;
+  const { x, weight, bias, dy } = inputs(rows, d, 3);
+  const xt = Tensor.fromArray(x, [rows, d]);
+  const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
+  const bt = Tensor.fromArray(bias, [d]);
+  const before = Tensor.liveCount;
+  const noGradOut = layerNorm(xt, bt, bt, 1e-6); // nothing requires grad: statistics freed at once
+  if (Tensor.liveCount !== before + 1) throw new Error(`live tensors ${Tensor.liveCount - before} after a no-grad forward`);
+  noGradOut.dispose();
+  // the output outlives the scope it was made in, and its saved statistics with it
+  const y = tidy(() => layerNorm(xt, wt, bt, 1e-6));
+  y.backward(Tensor.fromArray(dy, [rows, d]));
+  if (xt.grad || bt.grad) throw new Error('inputs without requiresGrad got a gradient');
+  const g = layerNormBackwardRef(x, weight, dy, rows, d, 1e-6);
+  assertClose('dweight', await wt.grad!.toArray(), g.dweight, gradTol);
+  wt.grad!.dispose();
+}));
+
+test('layerNorm rejects mismatched parameters', () => tidy(() => {
+  const x = Tensor.zeros([2, 5]);
+  const w = Tensor.zeros([4]);
+  try {
+    layerNorm(x, w, w, 1e-5);
+  } catch (e) {
+    if (!/must have 5 elements/.test(String(e))) throw e;
+    return;
+  }
+  throw new Error('no error for weight [4] with x [2, 5]');
+}));
+
+test.run();
