@@ -168,7 +168,7 @@ test('checkpoint errors: missing/unexpected tensors, shape and dtype disagreemen
   await expectReject(ViTForImageClassification.fromPretrained(dir), /model\.safetensors/);
   // a new head for another label count needs ignoreMismatchedSizes, as in transformers
   writeFileSync(weights, good);
-  await expectReject(ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 } }), /classifier\.weight/);
+  await expectReject(ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 } }), /classifier\.(weight|bias)/);
   const m2 = await ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 }, ignoreMismatchedSizes: true, warn: false });
   if (m2.classifier.weight.shape[0] !== 2) throw new Error('new head shape');
   if (!existsSync(join(dir, 'config.json'))) throw new Error('config.json lost');
