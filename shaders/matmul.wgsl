@@ -1,0 +1,215 @@
+// Batched matrix multiply: C = alpha * op(A) op(B) (+ bias[n]) (+ C when accumulating), float32 accumulation.
+// op(A) is [M, K] (a holds A, or A^T = [K, M] with TRANS_A); op(B) is [K, N] (b holds B, or B^T = [N, K]
+// with TRANS_B). workgroup_id.z is the batch item; a stride of 0 broadcasts that operand.
+//
+// Two kernels with the same numbers:
+//  matmul_register: no workgroup memory, for CPU rasterisers (lavapipe). There every invocation-divergent
+//    buffer load is a loop over the SIMD lanes, so loads, not FMAs, set the speed. All lanes of a workgroup
+//    share RT_M rows: each lane fetches one k of each row and subgroupShuffle hands it to the others;
+//    each lane owns 4 adjacent columns of B, read as one vec4 when VEC_B allows.
+//  matmul_shared: classic workgroup-memory tiles for real GPUs (64 x 64 outputs, k in steps of 8).
+enable subgroups;
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  strideA: u32,  // elements between batch items
+  strideB: u32,
+  strideC: u32,
+  offsetA: u32,  // elements before batch item 0
+  offsetB: u32,
+  offsetC: u32,
+  hasBias: u32,  // a uniform, not an override: one pipeline fewer, and the branch is cheap
+  alpha: f32,
+}
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+// matmul_register only: the same buffer as b, read 4 floats at a time
+@group(0) @binding(5) var<storage, read> b4: array<vec4f>;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// C += result; an override because the branch alone doubles lavapipe's compile time of matmul_register
+override ACCUMULATE: bool = false;
+// matmul_register: B's contiguous dimension (N, or K with TRANS_B), strideB and offsetB are multiples of 4
+override VEC_B: bool = false;
+// matmul_register: invocations per workgroup, side by side along N
+override WG_N: u32 = 8;
+
+fn aIndex(base: u32, m: u32, k: u32) -> u32 {
+  if (TRANS_A) { return base + k * params.M + m; }
+  return base + m * params.K + k;
+}
+
+fn bIndex(base: u32, k: u32, n: u32) -> u32 {
+  if (TRANS_B) { return base + n * params.K + k; }
+  return base + k * params.N + n;
+}
+
+// Epilogue helpers shared by both kernels. On lavapipe every buffer access compiles to a loop over the
+// SIMD lanes, so the epilogues load the bias once per column, not once per output.
+
+// bias[n] for 4 columns (0 without bias)
+fn biasAt(n: vec4u) -> vec4f {
+  if (params.hasBias == 0u) { return vec4f(0.0); }
+  let last = params.N - 1u;
+  return vec4f(bias[min(n.x, last)], bias[min(n.y, last)], bias[min(n.z, last)], bias[min(n.w, last)]);
+}
+
+// c[m, n] = v, or += v when accumulating
+fn storeC(base: u32, m: u32, n: u32, v: f32) {
+  let i = base + m * params.N + n;
+  if (ACCUMULATE) {
+    c[i] += v;
+  } else {
+    c[i] = v;
+  }
+}
+
+// ---- register kernel ------------------------------------------------------------------------------
+
+const RT_M = 8u;  // rows per workgroup: 8 vec4 accumulators per lane fill the 32 vector registers
+const KC = 8u;    // k values per step (one per lane of a subgroup of at least 8)
+
+// Rows k..k+3 of op(B) restricted to columns n..n+3, as m[r] = B[k + r, n..n+3]; rows at or past K are zero.
+fn loadBBlock(base: u32, k: u32, n: u32) -> mat4x4f {
+  let K = params.K;
+  let N = params.N;
+  var blk: mat4x4f;
+  if (VEC_B && TRANS_B) {
+    // each column of the block is 4 consecutive k of one row of B^T; K % 4 == 0 keeps the vec4 whole
+    for (var j = 0u; j < 4u; j++) {
+      blk[j] = b4[(base + min(n + j, N - 1u) * K + min(k, K - 4u)) / 4u];
+    }
+    blk = transpose(blk);
+  } else if (VEC_B) {
+    for (var r = 0u; r < 4u; r++) {
+      blk[r] = b4[(base + min(k + r, K - 1u) * N + min(n, N - 4u)) / 4u];
+    }
+  } else {
+    for (var r = 0u; r < 4u; r++) {
+      let kr = min(k + r, K - 1u);
+      blk[r] = vec4f(b[bIndex(base, kr, min(n, N - 1u))], b[bIndex(base, kr, min(n + 1u, N - 1u))],
+                     b[bIndex(base, kr, min(n + 2u, N - 1u))], b[bIndex(base, kr, min(n + 3u, N - 1u))]);
+    }
+  }
+  for (var r = 0u; r < 4u; r++) {
+    blk[r] = select(vec4f(0.0), blk[r], k + r < K);
+  }
+  return blk;
+}
+
+@compute @workgroup_size(WG_N)
+fn matmul_register(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) subgroupSize: u32,
+) {
+  let M = params.M;
+  let K = params.K;
+  let baseA = params.offsetA + wg.z * params.strideA;
+  let baseB = params.offsetB + wg.z * params.strideB;
+  let row0 = wg.y * RT_M;
+  let col0 = (wg.x * WG_N + lid.x) * 4u;
+  // WebGPU subgroups have at least 4 invocations; 8 lets a step cover two 4-row blocks of B
+  let quarters = min(KC, subgroupSize) / 4u;
+  let slot = lane % (quarters * 4u);
+  var acc: array<vec4f, RT_M>;
+  for (var k0 = 0u; k0 < K; k0 += quarters * 4u) {
+    // this lane's k of every row; the other lanes' values arrive by shuffle
+    let kLane = k0 + slot;
+    var aLane: array<f32, RT_M>;
+    for (var i = 0u; i < RT_M; i++) {
+      let v = a[aIndex(baseA, min(row0 + i, M - 1u), min(kLane, K - 1u))];
+      aLane[i] = select(0.0, v, kLane < K);
+    }
+    for (var q = 0u; q < quarters; q++) {
+      let blk = loadBBlock(baseB, k0 + 4u * q, col0);
+      for (var r = 0u; r < 4u; r++) {
+        for (var i = 0u; i < RT_M; i++) {
+          acc[i] = fma(vec4f(subgroupShuffle(aLane[i], 4u * q + r)), blk[r], acc[i]);
+        }
+      }
+    }
+  }
+  let baseC = params.offsetC + wg.z * params.strideC;
+  let cols = col0 + vec4u(0u, 1u, 2u, 3u);
+  let biasv = biasAt(cols);
+  // a run-time row count keeps this loop rolled (less code to compile); it indexes a copy of acc so that
+  // acc itself stays in registers
+  let tile = acc;
+  for (var i = 0u; i < min(RT_M, M - row0); i++) {
+    let v = params.alpha * tile[i] + biasv;
+    for (var j = 0u; j < 4u; j++) {
+      if (cols[j] < params.N) { storeC(baseC, row0 + i, cols[j], v[j]); }
+    }
+  }
+}
+
+// ---- workgroup-memory kernel ----------------------------------------------------------------------
+
+const TS = 64u;         // output tile edge
+const BK = 8u;          // k per tile
+const THREADS = 16u;    // 16 x 16 threads, each 4 x 4 outputs strided by 16
+const PAD = TS + 1u;    // row pitch of the tiles (avoids bank conflicts on the transposing writes)
+var<workgroup> tileA: array<f32, BK * PAD>;  // [k][m]
+var<workgroup> tileB: array<f32, BK * PAD>;  // [k][n]
+
+@compute @workgroup_size(THREADS, THREADS)
+fn matmul_shared(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let M = params.M;
+  let N = params.N;
+  let K = params.K;
+  let baseA = params.offsetA + wg.z * params.strideA;
+  let baseB = params.offsetB + wg.z * params.strideB;
+  let row0 = wg.y * TS;
+  let col0 = wg.x * TS;
+  var acc: array<vec4f, 4>;  // acc[i][j]: row lid.y + 16 i, column lid.x + 16 j
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    // neighbouring threads read neighbouring addresses of each operand's memory layout
+    for (var e = tid; e < BK * TS; e += THREADS * THREADS) {
+      var m = e / BK;
+      var kA = e % BK;
+      if (TRANS_A) { m = e % TS; kA = e / TS; }
+      let gm = row0 + m;
+      let gkA = k0 + kA;
+      let va = a[aIndex(baseA, min(gm, M - 1u), min(gkA, K - 1u))];
+      tileA[kA * PAD + m] = select(0.0, va, gm < M && gkA < K);
+      var n = e % TS;
+      var kB = e / TS;
+      if (TRANS_B) { n = e / BK; kB = e % BK; }
+      let gn = col0 + n;
+      let gkB = k0 + kB;
+      let vb = b[bIndex(baseB, min(gkB, K - 1u), min(gn, N - 1u))];
+      tileB[kB * PAD + n] = select(0.0, vb, gn < N && gkB < K);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let rowB = kk * PAD + lid.x;
+      let bv = vec4f(tileB[rowB], tileB[rowB + THREADS], tileB[rowB + 2u * THREADS], tileB[rowB + 3u * THREADS]);
+      for (var i = 0u; i < 4u; i++) {
+        acc[i] = fma(vec4f(tileA[kk * PAD + lid.y + THREADS * i]), bv, acc[i]);
+      }
+    }
+    workgroupBarrier();
+  }
+  let baseC = params.offsetC + wg.z * params.strideC;
+  let cols = col0 + lid.x + THREADS * vec4u(0u, 1u, 2u, 3u);
+  let biasv = biasAt(cols);
+  for (var i = 0u; i < 4u; i++) {
+    let m = row0 + lid.y + THREADS * i;
+    let v = params.alpha * acc[i] + biasv;
+    for (var j = 0u; j < 4u; j++) {
+      if (m < M && cols[j] < N) { storeC(baseC, m, cols[j], v[j]); }
+    }
+  }
+}

@@ -1,0 +1,195 @@
+// Matrix multiplies (shaders/matmul.wgsl): matmulRaw (unrecorded, for other ops), matmul (batched, with
+// transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
+import { Tensor } from '../tensor.ts';
+import { record } from '../autograd.ts';
+import type { KernelVariant } from '../gpu/device.ts';
+import { sumRowsRaw } from './reduce.ts';
+
+export interface MatmulParams {
+  M: number;
+  N: number;
+  K: number;
+  batch?: number;
+  /** a holds A^T ([K, M] per batch item) */
+  transA?: boolean;
+  /** b holds B^T ([N, K] per batch item) */
+  transB?: boolean;
+  /** elements between batch items; default M*K, K*N, M*N; 0 shares one operand across the batch */
+  batchStrideA?: number;
+  batchStrideB?: number;
+  batchStrideC?: number;
+  /** elements before batch item 0 (default 0) */
+  offsetA?: number;
+  offsetB?: number;
+  offsetC?: number;
+  /** [N], added to every row */
+  bias?: Tensor | null;
+  /** out += result instead of out = result */
+  accumulate?: boolean;
+  /** multiplies A·B (not the bias or the accumulated value) */
+  alpha?: number;
+  variant?: KernelVariant;
+}
+
+// Must match the shader: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane) and TS.
+const REGISTER_ROWS = 8;
+const REGISTER_LANES = 8;
+const SHARED_TILE = 64;
+const MAX_GROUPS = 65535;
+
+/** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
+function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
+  return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.byteLength / 16) * 16) };
+}
+
+/**
+ * out[i] = alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating) for each batch item i,
+ * without autograd. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
+ */
+export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
+  const { M, N, K } = p;
+  const batch = p.batch ?? 1;
+  const strideA = p.batchStrideA ?? M * K, strideB = p.batchStrideB ?? K * N, strideC = p.batchStrideC ?? M * N;
+  const offsetA = p.offsetA ?? 0, offsetB = p.offsetB ?? 0, offsetC = p.offsetC ?? 0;
+  const bias = p.bias ?? null;
+  const desc = `M=${M} N=${N} K=${K} batch=${batch}`;
+  for (const [v, name] of [[M, 'M'], [N, 'N'], [K, 'K'], [batch, 'batch']] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`matmulRaw: ${name} is ${v}`);
+  }
+  if (M === 0 || N === 0 || batch === 0) return; // (K = 0 runs: an empty sum, then the epilogue)
+  const fits = (t: Tensor, offset: number, stride: number, n: number, what: string) => {
+    const want = offset + stride * (batch - 1) + n;
+    if (t.size < want) throw new Error(`matmulRaw: ${what} [${t.shape}] has ${t.size} elements, ${desc} reads ${want}`);
+  };
+  fits(a, offsetA, strideA, M * K, 'a');
+  fits(b, offsetB, strideB, K * N, 'b');
+  fits(out, offsetC, strideC, M * N, 'out');
+  if (bias && bias.size !== N) throw new Error(`matmulRaw: bias [${bias.shape}] must have N=${N} elements`);
+  for (const t of [a, b, bias]) {
+    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b or bias');
+  }
+  const device = out.device;
+  const variant = p.variant ?? device.matmulVariant;
+  const transA = p.transA ?? false, transB = p.transB ?? false;
+  const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
+  // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
+  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding];
+  let workgroups: [number, number, number];
+  if (variant === 'register') {
+    const rowLength = transB ? K : N;
+    constants.VEC_B = +(rowLength % 4 === 0 && offsetB % 4 === 0 && (batch === 1 || strideB % 4 === 0));
+    constants.WG_N = REGISTER_LANES;
+    bindings.push(binding16(b));
+    workgroups = [Math.ceil(N / (4 * REGISTER_LANES)), Math.ceil(M / REGISTER_ROWS), batch];
+  } else {
+    workgroups = [Math.ceil(N / SHARED_TILE), Math.ceil(M / SHARED_TILE), batch];
+  }
+  if (workgroups.some((g) => g > MAX_GROUPS)) {
+    throw new Error(`matmulRaw: ${desc} needs workgroups [${workgroups}], over ${MAX_GROUPS} in a dimension`);
+  }
+  device.dispatch({
+    shader: 'matmul', entry: variant === 'register' ? 'matmul_register' : 'matmul_shared', constants,
+    u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias], f: [p.alpha ?? 1], bindings, workgroups,
+  });
+}
+
+function splitShape(t: Tensor): { batchShape: number[]; rows: number; cols: number } {
+  const s = t.shape;
+  return { batchShape: s.slice(0, -2), rows: s[s.length - 2], cols: s[s.length - 1] };
+}
+
+/**
+ * Batched matmul: a [...batch, M, K] ([..., K, M] with transA), b [...batch, K, N] ([..., N, K] with
+ * transB); a 2-D operand is shared by every batch item of the other. bias [N] is added to every row.
+ * Result [...batch, M, N]. Recorded: gradients for a, b and bias.
+ */
+export function matmul(
+  a: Tensor, b: Tensor,
+  opts: { transA?: boolean; transB?: boolean; bias?: Tensor | null; variant?: KernelVariant } = {},
+): Tensor {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const bias = opts.bias ?? null;
+  const variant = opts.variant;
+  const shapes = `a [${a.shape}]${transA ? ' (transA)' : ''} and b [${b.shape}]${transB ? ' (transB)' : ''}`;
+  if (a.shape.length < 2 || b.shape.length < 2) throw new Error(`matmul: ${shapes} need at least 2 dims each`);
+  const sa = splitShape(a), sb = splitShape(b);
+  const [M, K] = transA ? [sa.cols, sa.rows] : [sa.rows, sa.cols];
+  const [Kb, N] = transB ? [sb.cols, sb.rows] : [sb.rows, sb.cols];
+  if (K !== Kb) throw new Error(`matmul: inner sizes differ (${K} vs ${Kb}) for ${shapes}`);
+  const aShared = sa.batchShape.length === 0, bShared = sb.batchShape.length === 0;
+  if (!aShared && !bShared && sa.batchShape.join() !== sb.batchShape.join()) {
+    throw new Error(`matmul: batch dims differ for ${shapes} (only a 2-D operand broadcasts)`);
+  }
+  if (bias && (bias.size !== N || bias.shape.length !== 1)) throw new Error(`matmul: bias [${bias.shape}] must be [${N}] for ${shapes}`);
+  const batchShape = aShared ? sb.batchShape : sa.batchShape;
+  const batch = batchShape.reduce((x, y) => x * y, 1);
+  const strideA = aShared ? 0 : M * K, strideB = bShared ? 0 : K * N, strideG = M * N;
+  const out = Tensor.empty([...batchShape, M, N], { device: a.device });
+  matmulRaw(a, b, out, { M, N, K, batch, transA, transB, batchStrideA: strideA, batchStrideB: strideB, bias, variant });
+
+  return record(out, 'matmul', [a, b, bias], (g) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      ga = Tensor.empty(a.shape, { device: a.device });
+      // op(A)' = G op(B)^T; when a holds A^T its gradient is op(B) G^T. A shared A sums over the batch.
+      const gradA = (n: number, offG: number, offB: number, accumulate: boolean) => {
+        const common = { batch: n, batchStrideC: M * K, accumulate, variant };
+        if (!transA) {
+          matmulRaw(g, b, ga!, { ...common, M, N: K, K: N, transB: !transB, batchStrideA: strideG, batchStrideB: strideB, offsetA: offG, offsetB: offB });
+        } else {
+          matmulRaw(b, g, ga!, { ...common, M: K, N: M, K: N, transA: transB, transB: true, batchStrideA: strideB, batchStrideB: strideG, offsetA: offB, offsetB: offG });
+        }
+      };
+      if (!aShared) gradA(batch, 0, 0, false);
+      else for (let i = 0; i < batch; i++) gradA(1, i * strideG, i * strideB, i > 0);
+    }
+    if (b.requiresGrad) {
+      gb = Tensor.empty(b.shape, { device: b.device });
+      // op(B)' = op(A)^T G; when b holds B^T its gradient is G^T op(A). A shared B sums over the batch.
+      const gradB = (n: number, rows: number, offG: number, offA: number, accumulate: boolean) => {
+        const common = { batch: n, batchStrideC: K * N, accumulate, variant };
+        if (!transB) {
+          matmulRaw(a, g, gb!, { ...common, M: K, N, K: rows, transA: !transA, batchStrideA: strideA, batchStrideB: strideG, offsetA: offA, offsetB: offG });
+        } else {
+          matmulRaw(g, a, gb!, { ...common, M: N, N: K, K: rows, transA: true, transB: transA, batchStrideA: strideG, batchStrideB: strideA, offsetA: offG, offsetB: offA });
+        }
+      };
+      if (!bShared) gradB(batch, M, 0, 0, false);
+      else if (!transA && !aShared) gradB(1, batch * M, 0, 0, false); // the batch stacks into rows: one product sums it
+      else for (let i = 0; i < batch; i++) gradB(1, M, i * strideG, i * strideA, i > 0);
+    }
+    const gBias = bias?.requiresGrad ? sumRowsRaw(g, N) : null;
+    return [ga, gb, gBias];
+  });
+}
+
+/**
+ * torch nn.Linear: x [..., in], weight [out, in], bias [out] -> x W^T + b with shape [..., out].
+ * Recorded: dx = dy W, dW = dy^T x (over all leading dims), db = column sums of dy.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const inF = x.shape[x.shape.length - 1];
+  if (weight.shape.length !== 2 || x.shape.length < 1 || weight.shape[1] !== inF) {
+    throw new Error(`linear: input [${x.shape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
+  }
+  const outF = weight.shape[0];
+  if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
+    throw new Error(`linear: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
+  }
+  const rows = x.size / inF;
+  const y = Tensor.empty([...x.shape.slice(0, -1), outF], { device: x.device });
+  matmulRaw(x, weight, y, { M: rows, N: outF, K: inF, transB: true, bias });
+  return record(y, 'linear', [x, weight, bias], (dy) => {
+    let dx: Tensor | null = null, dW: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = Tensor.empty(x.shape, { device: x.device });
+      matmulRaw(dy, weight, dx, { M: rows, N: inF, K: outF });
+    }
+    if (weight.requiresGrad) {
+      dW = Tensor.empty(weight.shape, { device: weight.device });
+      matmulRaw(dy, x, dW, { M: outF, N: inF, K: rows, transA: true });
+    }
+    const db = bias?.requiresGrad ? sumRowsRaw(dy, outF) : null;
+    return [dx, dW, db];
+  });
+}

@@ -1,0 +1,168 @@
+import { test } from 'uvu';
+import { Tensor, tidy } from '../src/tensor.ts';
+import type { KernelVariant } from '../src/gpu/device.ts';
+import { matmul, matmulRaw, linear } from '../src/ops/matmul.ts';
+import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
+import { assertClose, gradCheck, randn } from './helpers.ts';
+
+const fwdTol = { relL2: 1e-5, nmax: 1e-5 };
+const gradTol = { relL2: 5e-5, nmax: 5e-5 };
+const variants: KernelVariant[] = ['register', 'shared'];
+const transposes = [[false, false], [false, true], [true, false], [true, true]] as const;
+const tag = (tA: boolean, tB: boolean) => `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`;
+
+// [M, K, N, batch]: edges of every tile size, K not a multiple of 4, a ViT attention shape, a batch
+const shapes = [[1, 1, 1, 1], [17, 26, 13, 1], [197, 64, 192, 1], [26, 35, 17, 3], [9, 12, 40, 2]] as const;
+
+for (const variant of variants) {
+  test(`matmulRaw ${variant}: every transpose at odd shapes, with bias and alpha`, () => tidy(async () => {
+    let seed = 1;
+    for (const [M, K, N, batch] of shapes) {
+      for (const [transA, transB] of transposes) {
+        const a = randn(batch * M * K, seed++), b = randn(batch * K * N, seed++), bias = randn(N, seed++);
+        const withBias = (M + N) % 2 === 0 || transA; // some cases without, to cover HAS_BIAS=false
+        const alpha = transB ? 0.75 : 1;
+        const out = Tensor.empty([batch * M * N]);
+        matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+          M, N, K, batch, transA, transB, alpha, variant, bias: withBias ? Tensor.fromArray(bias, [N]) : null,
+        });
+        const want = matmulRef(a, b, { M, N, K, batch, transA, transB, alpha, bias: withBias ? bias : null });
+        assertClose(`${variant} ${tag(transA, transB)} ${batch}x(${M}x${K}x${N})`, await out.toArray(), want, fwdTol);
+      }
+    }
+  }));
+
+  test(`matmulRaw ${variant}: accumulate (C += alpha A·B), strides and offsets`, () => tidy(async () => {
+    const [M, K, N, batch] = [13, 21, 10, 2];
+    const a = randn(batch * M * K, 40), b = randn(K * N, 41), c0 = randn(batch * M * N, 42);
+    // (each accumulate layout is one more pipeline to compile; these are the weight-gradient ones)
+    for (const [transA, transB] of [[false, false], [true, false]] as const) {
+      const out = Tensor.fromArray(c0, [c0.length]);
+      // b shared across the batch (stride 0)
+      matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+        M, N, K, batch, transA, transB, batchStrideB: 0, accumulate: true, alpha: -0.5, variant,
+      });
+      const want = matmulRef(a, b, { M, N, K, batch, transA, transB, batchStrideB: 0, alpha: -0.5, accumulateInto: c0 });
+      assertClose(`${variant} accumulate ${tag(transA, transB)}`, await out.toArray(), want, fwdTol);
+    }
+    // offsets: the second batch item of a into the second half of out
+    const out = Tensor.zeros([batch * M * N]);
+    matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+      M, N, K, offsetA: M * K, offsetC: M * N, variant,
+    });
+    const want = new Float64Array(batch * M * N);
+    want.set(matmulRef(a.subarray(M * K), b, { M, N, K }), M * N);
+    assertClose(`${variant} offsets`, await out.toArray(), want, fwdTol);
+    // K = 0: an empty sum leaves the bias
+    const empty = Tensor.empty([3 * 5]);
+    matmulRaw(Tensor.zeros([0]), Tensor.zeros([0]), empty, { M: 3, N: 5, K: 0, bias: Tensor.fromArray([1, 2, 3, 4, 5], [5]), variant });
+    assertClose(`${variant} K=0`, await empty.toArray(), [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5], fwdTol);
+  }));
+
+  test(`matmul ${variant}: batched forward and backward against the reference, broadcast operands`, () => tidy(async () => {
+    let seed = 100;
+    // [aShape, bShape, transA, transB]
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[3, 26, 35], [3, 35, 17], false, false],
+      [[2, 3, 17, 13], [2, 3, 19, 13], false, true],
+      [[3, 9, 26], [9, 14], true, false], // b 2-D, a transposed: dB sums batch items one by one
+      [[2, 26, 9], [9, 14], false, false], // b 2-D: the batch stacks into rows
+      [[26, 9], [3, 14, 9], false, true], // a 2-D
+    ];
+    for (const [aShape, bShape, transA, transB] of cases) {
+      const name = `${variant} [${aShape}]${transA ? 'ᵀ' : ''} x [${bShape}]${transB ? 'ᵀ' : ''}`;
+      const aN = aShape.reduce((x, y) => x * y), bN = bShape.reduce((x, y) => x * y);
+      const M = transA ? aShape.at(-1)! : aShape.at(-2)!, K = transA ? aShape.at(-2)! : aShape.at(-1)!;
+      const N = transB ? bShape.at(-2)! : bShape.at(-1)!;
+      const batch = Math.max(aN / (M * K), bN / (K * N));
+      const sA = aShape.length === 2 ? 0 : M * K, sB = bShape.length === 2 ? 0 : K * N;
+      const a = randn(aN, seed++), b = randn(bN, seed++), bias = randn(N, seed++), g = randn(batch * M * N, seed++);
+      const ta = Tensor.fromArray(a, aShape, { requiresGrad: true });
+      const tb = Tensor.fromArray(b, bShape, { requiresGrad: true });
+      const tbias = Tensor.fromArray(bias, [N], { requiresGrad: true });
+      const y = matmul(ta, tb, { transA, transB, bias: tbias, variant });
+      const outShape = [...(aShape.length > 2 ? aShape : bShape).slice(0, -2), M, N];
+      if (y.shape.join() !== outShape.join()) throw new Error(`${name}: shape [${y.shape}], expected [${outShape}]`);
+      const refP = { M, N, K, batch, transA, transB, batchStrideA: sA, batchStrideB: sB };
+      assertClose(`${name} forward`, await y.toArray(), matmulRef(a, b, { ...refP, bias }), fwdTol);
+      y.backward(Tensor.fromArray(g, y.shape));
+      // d op(A) = G op(B)^T and d op(B) = op(A)^T G per batch item, summed where an operand is shared
+      const da = new Float64Array(aN), dbW = new Float64Array(bN), dbias = new Float64Array(N);
+      for (let i = 0; i < batch; i++) {
+        const gi = g.subarray(i * M * N, (i + 1) * M * N);
+        const ai = a.subarray(i * sA, i * sA + M * K), bi = b.subarray(i * sB, i * sB + K * N);
+        // stored A^T gets (G op(B)^T)^T = op(B) G^T
+        const gA = transA
+          ? matmulRef(bi, gi, { M: K, N: M, K: N, transA: transB, transB: true })
+          : matmulRef(gi, bi, { M, N: K, K: N, transB: !transB });
+        const gB = transB
+          ? matmulRef(gi, ai, { M: N, N: K, K: M, transA: true, transB: transA })
+          : matmulRef(ai, gi, { M: K, N, K: M, transA: !transA });
+        gA.forEach((v, j) => (da[i * sA + j] += v));
+        gB.forEach((v, j) => (dbW[i * sB + j] += v));
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) dbias[n] += gi[m * N + n];
+      }
+      assertClose(`${name} dA`, await ta.grad!.toArray(), da, gradTol);
+      assertClose(`${name} dB`, await tb.grad!.toArray(), dbW, gradTol);
+      assertClose(`${name} dbias`, await tbias.grad!.toArray(), dbias, gradTol);
+      for (const t of [ta, tb, tbias]) t.grad!.dispose();
+    }
+  }));
+}
+
+test('linear: forward and backward against the reference (ViT-like rows, odd widths)', () => tidy(async () => {
+  const [B, T, inF, outF] = [2, 13, 19, 23];
+  const rows = B * T;
+  const x = randn(rows * inF, 200), w = randn(outF * inF, 201, 0.3), bias = randn(outF, 202), dy = randn(rows * outF, 203);
+  const tx = Tensor.fromArray(x, [B, T, inF], { requiresGrad: true });
+  const tw = Tensor.fromArray(w, [outF, inF], { requiresGrad: true });
+  const tbias = Tensor.fromArray(bias, [outF], { requiresGrad: true });
+  const y = linear(tx, tw, tbias);
+  if (y.shape.join() !== [B, T, outF].join()) throw new Error(`linear shape [${y.shape}]`);
+  assertClose('linear forward', await y.toArray(), linearRef(x, w, bias, rows, inF, outF), fwdTol);
+  y.backward(Tensor.fromArray(dy, y.shape));
+  const ref = linearBackwardRef(x, w, dy, rows, inF, outF);
+  assertClose('linear dx', await tx.grad!.toArray(), ref.dx, gradTol);
+  assertClose('linear dW', await tw.grad!.toArray(), ref.dW, gradTol);
+  assertClose('linear db', await tbias.grad!.toArray(), ref.db, gradTol);
+  for (const t of [tx, tw, tbias]) t.grad!.dispose();
+  // no bias, and a 2-D input whose widths are multiples of 4 (the vec4 paths)
+  const x2 = randn(17 * 64, 204), w2 = randn(48 * 64, 205, 0.2);
+  const y2 = linear(Tensor.fromArray(x2, [17, 64]), Tensor.fromArray(w2, [48, 64]));
+  assertClose('linear no bias', await y2.toArray(), linearRef(x2, w2, null, 17, 64, 48), fwdTol);
+}));
+
+test('linear and matmul: shape errors name both shapes', () => tidy(() => {
+  const expectThrow = (f: () => unknown, ...parts: string[]) => {
+    try {
+      f();
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (parts.every((p) => msg.includes(p))) return;
+      throw new Error(`error "${msg}" lacks ${parts.join(', ')}`);
+    }
+    throw new Error('expected an error');
+  };
+  const x = Tensor.zeros([4, 5]), w = Tensor.zeros([3, 6]), b = Tensor.zeros([5, 2]);
+  expectThrow(() => linear(x, w), '[4,5]', '[3,6]');
+  expectThrow(() => linear(x, Tensor.zeros([3, 5]), Tensor.zeros([4])), '[4]', '[3,5]');
+  expectThrow(() => matmul(x, Tensor.zeros([4, 2])), '[4,5]', '[4,2]');
+  expectThrow(() => matmul(Tensor.zeros([2, 4, 5]), Tensor.zeros([3, 5, 2])), '[2,4,5]', '[3,5,2]');
+  matmul(x, b); // fits
+}));
+
+test('finite differences: matmul (both variants, transposes, bias) and linear', async () => {
+  const a = randn(3 * 5, 300), b = randn(5 * 4, 301), bias = randn(4, 302);
+  for (const variant of variants) {
+    await gradCheck(`matmul ${variant}`, [{ data: a, shape: [3, 5] }, { data: b, shape: [5, 4] }, { data: bias, shape: [4] }],
+      ([x, y, z]) => matmul(x, y, { bias: z, variant }));
+    await gradCheck(`matmul ${variant} TT`, [{ data: a, shape: [5, 3] }, { data: b, shape: [4, 5] }],
+      ([x, y]) => matmul(x, y, { transA: true, transB: true, variant }));
+  }
+  await gradCheck('batched matmul, shared b', [{ data: randn(2 * 3 * 5, 303), shape: [2, 3, 5] }, { data: b, shape: [5, 4] }],
+    ([x, y]) => matmul(x, y));
+  await gradCheck('linear', [{ data: randn(2 * 3 * 5, 304), shape: [2, 3, 5] }, { data: b, shape: [4, 5] }, { data: bias, shape: [4] }],
+    ([x, w, z]) => linear(x, w, z));
+});
+
+test.run();
