@@ -2,13 +2,14 @@
 // op(A) is [M, K] (a holds A, or A^T = [K, M] with TRANS_A); op(B) is [K, N] (b holds B, or B^T = [N, K]
 // with TRANS_B). workgroup_id.z is the batch item; a stride of 0 broadcasts that operand.
 //
-// Two kernels with the same numbers:
+// Kernels with the same numbers (this file needs no WGSL extension; matmul_subgroup.wgsl adds the third):
 //  matmul_register: no workgroup memory, for CPU rasterisers (lavapipe). There every invocation-divergent
 //    buffer load is a loop over the SIMD lanes, so loads, not FMAs, set the speed. All lanes of a workgroup
-//    share RT_M rows: each lane fetches one k of each row and subgroupShuffle hands it to the others;
-//    each lane owns 4 adjacent columns of B, read as one vec4 when VEC_B allows.
+//    share RT_M rows; each lane owns 4 adjacent columns of B, read as one vec4 when VEC_B allows. Here
+//    every lane loads the (same) A values itself.
+//  matmul_register_subgroup (matmul_subgroup.wgsl): the same tiles, but each lane fetches one k of each
+//    row and subgroupShuffle hands it to the others; for adapters with the `subgroups` feature.
 //  matmul_shared: classic workgroup-memory tiles for real GPUs (64 x 64 outputs, k in steps of 8).
-enable subgroups;
 
 struct Params {
   M: u32,
@@ -28,16 +29,16 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-// matmul_register only: the same buffer as b, read 4 floats at a time
+// the register kernels only: the same buffer as b, read 4 floats at a time
 @group(0) @binding(5) var<storage, read> b4: array<vec4f>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-// C += result; an override because the branch alone doubles lavapipe's compile time of matmul_register
+// C += result; an override because the branch alone doubles lavapipe's compile time of the register kernels
 override ACCUMULATE: bool = false;
-// matmul_register: B's contiguous dimension (N, or K with TRANS_B), strideB and offsetB are multiples of 4
+// register kernels: B's contiguous dimension (N, or K with TRANS_B), strideB and offsetB are multiples of 4
 override VEC_B: bool = false;
-// matmul_register: invocations per workgroup, side by side along N
+// register kernels: invocations per workgroup, side by side along N
 override WG_N: u32 = 8;
 
 fn aIndex(base: u32, m: u32, k: u32) -> u32 {
@@ -73,7 +74,6 @@ fn storeC(base: u32, m: u32, n: u32, v: f32) {
 // ---- register kernel ------------------------------------------------------------------------------
 
 const RT_M = 8u;  // rows per workgroup: 8 vec4 accumulators per lane fill the 32 vector registers
-const KC = 8u;    // k values per step (one per lane of a subgroup of at least 8)
 
 // Rows k..k+3 of op(B) restricted to columns n..n+3, as m[r] = B[k + r, n..n+3]; rows at or past K are zero.
 fn loadBBlock(base: u32, k: u32, n: u32) -> mat4x4f {
@@ -103,52 +103,42 @@ fn loadBBlock(base: u32, k: u32, n: u32) -> mat4x4f {
   return blk;
 }
 
+// C rows row0.. and columns col0..col0+3 of batch item z from the register tile (alpha, bias, bounds)
+fn storeRegisterTile(z: u32, row0: u32, col0: u32, tile: array<vec4f, RT_M>) {
+  let baseC = params.offsetC + z * params.strideC;
+  let cols = col0 + vec4u(0u, 1u, 2u, 3u);
+  let biasv = biasAt(cols);
+  // a run-time row count keeps this loop rolled (less code to compile); it indexes a copy of the
+  // accumulators (the parameter) so that they stay in registers
+  for (var i = 0u; i < min(RT_M, params.M - row0); i++) {
+    let v = params.alpha * tile[i] + biasv;
+    for (var j = 0u; j < 4u; j++) {
+      if (cols[j] < params.N) { storeC(baseC, row0 + i, cols[j], v[j]); }
+    }
+  }
+}
+
 @compute @workgroup_size(WG_N)
-fn matmul_register(
-  @builtin(workgroup_id) wg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
-  @builtin(subgroup_invocation_id) lane: u32,
-  @builtin(subgroup_size) subgroupSize: u32,
-) {
+fn matmul_register(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = params.M;
   let K = params.K;
   let baseA = params.offsetA + wg.z * params.strideA;
   let baseB = params.offsetB + wg.z * params.strideB;
   let row0 = wg.y * RT_M;
   let col0 = (wg.x * WG_N + lid.x) * 4u;
-  // WebGPU subgroups have at least 4 invocations; 8 lets a step cover two 4-row blocks of B
-  let quarters = min(KC, subgroupSize) / 4u;
-  let slot = lane % (quarters * 4u);
   var acc: array<vec4f, RT_M>;
-  for (var k0 = 0u; k0 < K; k0 += quarters * 4u) {
-    // this lane's k of every row; the other lanes' values arrive by shuffle
-    let kLane = k0 + slot;
-    var aLane: array<f32, RT_M>;
+  for (var k0 = 0u; k0 < K; k0 += 4u) {
+    let blk = loadBBlock(baseB, k0, col0);
     for (var i = 0u; i < RT_M; i++) {
-      let v = a[aIndex(baseA, min(row0 + i, M - 1u), min(kLane, K - 1u))];
-      aLane[i] = select(0.0, v, kLane < K);
-    }
-    for (var q = 0u; q < quarters; q++) {
-      let blk = loadBBlock(baseB, k0 + 4u * q, col0);
+      let row = min(row0 + i, M - 1u);
       for (var r = 0u; r < 4u; r++) {
-        for (var i = 0u; i < RT_M; i++) {
-          acc[i] = fma(vec4f(subgroupShuffle(aLane[i], 4u * q + r)), blk[r], acc[i]);
-        }
+        let k = k0 + r;
+        let v = select(0.0, a[aIndex(baseA, row, min(k, K - 1u))], k < K);
+        acc[i] = fma(vec4f(v), blk[r], acc[i]);
       }
     }
   }
-  let baseC = params.offsetC + wg.z * params.strideC;
-  let cols = col0 + vec4u(0u, 1u, 2u, 3u);
-  let biasv = biasAt(cols);
-  // a run-time row count keeps this loop rolled (less code to compile); it indexes a copy of acc so that
-  // acc itself stays in registers
-  let tile = acc;
-  for (var i = 0u; i < min(RT_M, M - row0); i++) {
-    let v = params.alpha * tile[i] + biasv;
-    for (var j = 0u; j < 4u; j++) {
-      if (cols[j] < params.N) { storeC(baseC, row0 + i, cols[j], v[j]); }
-    }
-  }
+  storeRegisterTile(wg.z, row0, col0, acc);
 }
 
 // ---- workgroup-memory kernel ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import { Tensor, tidy } from '../src/tensor.ts';
-import type { KernelVariant } from '../src/gpu/device.ts';
-import { matmul, matmulRaw, linear } from '../src/ops/matmul.ts';
+import * as assert from 'uvu/assert';
+import { Device, type KernelVariant } from '../src/gpu/device.ts';
+import { matmul, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, gradCheck, randn } from './helpers.ts';
 
@@ -163,6 +164,55 @@ test('finite differences: matmul (both variants, transposes, bias) and linear', 
     ([x, y]) => matmul(x, y));
   await gradCheck('linear', [{ data: randn(2 * 3 * 5, 304), shape: [2, 3, 5] }, { data: b, shape: [4, 5] }, { data: bias, shape: [4] }],
     ([x, w, z]) => linear(x, w, z));
+});
+
+test('matmulKernel: register shares A by subgroup shuffles only where the device has subgroups', () => {
+  const withSubgroups = new Set(['subgroups']), without = new Set<string>();
+  assert.equal(matmulKernel('register', withSubgroups), { shader: 'matmul_subgroup', entry: 'matmul_register_subgroup' });
+  assert.equal(matmulKernel('register', without), { shader: 'matmul', entry: 'matmul_register' });
+  for (const features of [withSubgroups, without]) {
+    assert.equal(matmulKernel('shared', features), { shader: 'matmul', entry: 'matmul_shared' });
+  }
+});
+
+test('device without subgroups: skips matmul_subgroup.wgsl, runs the plain register kernel and linear', async () => {
+  const device = await Device.create({ disableFeatures: ['subgroups'] });
+  try {
+    assert.not.ok(device.features.has('subgroups'));
+    assert.throws(() => device.pipeline('matmul_subgroup', 'matmul_register_subgroup'),
+      /shaders\/matmul_subgroup\.wgsl needs the WebGPU feature 'subgroups', which this device lacks/);
+    await tidy(async () => {
+      const on = { device };
+      let seed = 400;
+      // the plain register kernel (pipelines are slow to build on lavapipe, so each layout once; the B loads
+      // it shares with the subgroup kernel are covered above): odd K and N (scalar B loads), then multiples
+      // of 4 (the vec4 paths), both ways of reading A. The linear below adds NN with vec4 loads.
+      const cases = [[17, 26, 13, 1, false, false], [17, 26, 13, 1, true, true], [9, 12, 40, 2, false, true], [9, 12, 40, 2, true, false]] as const;
+      for (const [M, K, N, batch, transA, transB] of cases) {
+        const a = randn(batch * M * K, seed++), b = randn(batch * K * N, seed++), bias = randn(N, seed++);
+        const out = Tensor.empty([batch * M * N], on);
+        matmulRaw(Tensor.fromArray(a, [a.length], on), Tensor.fromArray(b, [b.length], on), out, {
+          M, N, K, batch, transA, transB, alpha: 0.75, variant: 'register', bias: Tensor.fromArray(bias, [N], on),
+        });
+        const want = matmulRef(a, b, { M, N, K, batch, transA, transB, alpha: 0.75, bias });
+        assertClose(`no subgroups register ${tag(transA, transB)} ${batch}x(${M}x${K}x${N})`, await out.toArray(), want, fwdTol);
+      }
+      // linear with the device's default variant ('register' on lavapipe), forward and backward
+      const [rows, inF, outF] = [13, 20, 23];
+      const x = randn(rows * inF, 410), w = randn(outF * inF, 411, 0.3), bias = randn(outF, 412), dy = randn(rows * outF, 413);
+      const tx = Tensor.fromArray(x, [rows, inF], { ...on, requiresGrad: true });
+      const tw = Tensor.fromArray(w, [outF, inF], { ...on, requiresGrad: true });
+      const y = linear(tx, tw, Tensor.fromArray(bias, [outF], on));
+      assertClose('no subgroups linear forward', await y.toArray(), linearRef(x, w, bias, rows, inF, outF), fwdTol);
+      y.backward(Tensor.fromArray(dy, y.shape, on));
+      const ref = linearBackwardRef(x, w, dy, rows, inF, outF);
+      assertClose('no subgroups linear dx', await tx.grad!.toArray(), ref.dx, gradTol);
+      assertClose('no subgroups linear dW', await tw.grad!.toArray(), ref.dW, gradTol);
+      for (const t of [tx, tw]) t.grad!.dispose();
+    });
+  } finally {
+    device.destroy();
+  }
 });
 
 test.run();

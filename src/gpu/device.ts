@@ -21,6 +21,8 @@ export interface DispatchDesc {
   bindings: readonly Binding[];
   /** workgroup counts; use `grid()` for 1-D work larger than 65535 workgroups */
   workgroups: readonly [number, number?, number?];
+  /** the kernel's name in profiles (takeTimings) and errors; default "shader:entry" */
+  label?: string;
 }
 
 export type KernelVariant = 'register' | 'shared';
@@ -31,9 +33,16 @@ export interface DeviceOptions {
   debug?: boolean;
   /** per-dispatch GPU timestamps (needs `timestamp-query`); see `Device.profile` */
   profile?: boolean;
-  /** force the matmul variant instead of choosing by adapter */
+  /** force the matmul variant instead of choosing by adapter (wins over env and autotune) */
   matmulVariant?: KernelVariant;
+  /**
+   * pick the matmul variant by a short timing run at creation (src/gpu/autotune.ts), cached on
+   * disk per adapter; off by default (tests), on in bench/ and the trainer
+   */
+  autotune?: boolean;
   powerPreference?: GPUPowerPreference;
+  /** optional WebGPU features not to request even where the adapter has them (tests of the fallback kernels) */
+  disableFeatures?: string[];
 }
 
 export interface KernelTiming { name: string; ms: number; count: number }
@@ -43,6 +52,39 @@ const UNIFORM_SLOTS = 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 1024;
 
 let defaultDevice: Device | null = null;
+
+/** The WebGPU features a shader's `enable` directives need (WGSL `f16` is the feature 'shader-f16'). */
+function featuresNeeded(code: string): string[] {
+  const names = [...code.matchAll(/^\s*enable\s+([\w\s,]+);/gm)].flatMap((m) => m[1].split(',').map((n) => n.trim()));
+  return names.filter(Boolean).map((n) => (n === 'f16' ? 'shader-f16' : n.replace(/_/g, '-')));
+}
+
+/**
+ * Replaces each `#include "other.wgsl"` line with that shader file's code (WGSL has no imports; the
+ * included file must have no `enable` directive). `origin[i]` names the file and line of code line i + 1.
+ */
+function expandIncludes(name: string, code: string, sources: Record<string, string>): { code: string; origin: string[] } {
+  const lines: string[] = [], origin: string[] = [];
+  code.split('\n').forEach((line, i) => {
+    const include = /^#include "(\w+)\.wgsl"\s*$/.exec(line)?.[1];
+    if (include === undefined) {
+      lines.push(line);
+      origin.push(`shaders/${name}.wgsl:${i + 1}`);
+      return;
+    }
+    if (sources[include] === undefined) throw new Error(`shaders/${name}.wgsl:${i + 1}: no shaders/${include}.wgsl to include`);
+    sources[include].split('\n').forEach((l, j) => {
+      lines.push(l);
+      origin.push(`shaders/${include}.wgsl:${j + 1}`);
+    });
+  });
+  return { code: lines.join('\n'), origin };
+}
+
+function envMatmulVariant(): KernelVariant | undefined {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
+    ?.VITCATS_MATMUL_VARIANT as KernelVariant | undefined;
+}
 
 export const SETUP_HINT =
   'no WebGPU adapter found. Run `npm run setup` (scripts/setup-gpu.sh): on Debian/Ubuntu as root it installs ' +
@@ -54,11 +96,14 @@ export class Device {
   readonly features: ReadonlySet<string>;
   readonly isCPU: boolean;
   readonly pool: BufferPool;
-  readonly matmulVariant: KernelVariant;
+  /** the matmul variant ops use; set by options, VITCATS_MATMUL_VARIANT, autotune or adapter kind */
+  matmulVariant: KernelVariant;
   debug: boolean;
 
   private readonly platform: Platform;
   private readonly modules = new Map<string, GPUShaderModule>();
+  /** shader files not compiled because the device lacks a feature they enable: name -> feature */
+  private readonly skippedShaders = new Map<string, string>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly readPool: BufferPool;
   private encoder: GPUCommandEncoder | null = null;
@@ -95,8 +140,7 @@ export class Device {
     this.uniformArena = device.createBuffer({
       size: UNIFORM_SLOT * UNIFORM_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniforms',
     });
-    const envVariant = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
-      ?.VITCATS_MATMUL_VARIANT as KernelVariant | undefined;
+    const envVariant = envMatmulVariant();
     // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
     // are expensive; real GPUs want shared-memory tiles.
     this.matmulVariant = options.matmulVariant ?? envVariant ?? (this.isCPU ? 'register' : 'shared');
@@ -121,7 +165,7 @@ export class Device {
     const adapter = await platform.gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
     if (!adapter) throw new Error(`Device.create(): ${SETUP_HINT}`);
     const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
-    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f) && !options.disableFeatures?.includes(f));
     const a = adapter.limits;
     const requiredLimits: Record<string, number> = {
       maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -134,8 +178,18 @@ export class Device {
     };
     const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'vitcatsvdogs' });
     const device = new Device(platform, adapter, gpuDevice, options);
-    await device.compileShaders();
+    try {
+      await device.compileShaders();
+    } catch (e) {
+      device.destroy(); // a failed start must not keep Node alive
+      throw e;
+    }
     defaultDevice ??= device;
+    if (options.autotune && !options.matmulVariant && !envMatmulVariant()) {
+      // loaded lazily: the autotuner pulls in the matmul op and (on Node) its disk cache
+      const { autotuneMatmul } = await import('./autotune.ts');
+      device.matmulVariant = (await autotuneMatmul(device)).matmulVariant;
+    }
     return device;
   }
 
@@ -156,16 +210,25 @@ export class Device {
     return [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ');
   }
 
-  /** Compiles every shader file and turns WGSL errors into exceptions naming file and line. */
+  /**
+   * Compiles every shader file and turns WGSL errors into exceptions naming file and line. A file that
+   * enables a feature the device lacks is skipped; dispatching it throws (ops choose another kernel).
+   */
   private async compileShaders(): Promise<void> {
-    for (const [name, code] of Object.entries(this.platform.shaderSources)) {
+    for (const [name, source] of Object.entries(this.platform.shaderSources)) {
+      const missing = featuresNeeded(source).find((f) => !this.features.has(f));
+      if (missing) {
+        this.skippedShaders.set(name, missing);
+        continue;
+      }
+      const { code, origin } = expandIncludes(name, source, this.platform.shaderSources);
       this.gpu.pushErrorScope('validation');
       const module = this.gpu.createShaderModule({ code, label: `${name}.wgsl` });
       const info = await module.getCompilationInfo();
       await this.gpu.popErrorScope();
       const errors = info.messages.filter((m) => m.type === 'error');
       if (errors.length) {
-        const lines = errors.map((m) => `shaders/${name}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`);
+        const lines = errors.map((m) => `${origin[m.lineNum - 1] ?? `shaders/${name}.wgsl:${m.lineNum}`}:${m.linePos}: ${m.message}`);
         throw new Error(`WGSL compilation failed:\n${lines.join('\n')}`);
       }
       this.modules.set(name, module);
@@ -191,6 +254,8 @@ export class Device {
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       const module = this.modules.get(shader);
+      const missing = this.skippedShaders.get(shader);
+      if (missing) throw new Error(`shaders/${shader}.wgsl needs the WebGPU feature '${missing}', which this device lacks`);
       if (!module) throw new Error(`unknown shader "${shader}": no shaders/${shader}.wgsl`);
       pipeline = this.gpu.createComputePipeline({
         layout: 'auto', label: key, compute: { module, entryPoint: entry, constants },
@@ -241,7 +306,7 @@ export class Device {
         : { buffer: b as GPUBuffer };
       entries.push({ binding: i + 1, resource });
     });
-    const label = `${d.shader}:${d.entry}`;
+    const label = d.label ?? `${d.shader}:${d.entry}`;
     if (this.debug) this.gpu.pushErrorScope('validation');
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
     const pass = this.beginPass(label);
@@ -302,18 +367,20 @@ export class Device {
     if (this.uniformSlot > 0) {
       this.gpu.queue.writeBuffer(this.uniformArena, 0, this.uniformData, 0, this.uniformSlot * UNIFORM_SLOT);
     }
-    let resolve: { buffer: GPUBuffer; labels: string[] } | null = null;
+    let readTimings: (() => Promise<void>) | null = null;
     if (this.encoder && this.profiling && this.querySet && this.queryLabels.length) {
       const n = this.queryLabels.length * 2;
       const resolveBuf = this.gpu.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
       const readBuf = this.gpu.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       this.encoder.resolveQuerySet(this.querySet, 0, n, resolveBuf, 0);
       this.encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, n * 8);
-      resolve = { buffer: readBuf, labels: this.queryLabels };
+      const labels = this.queryLabels;
       this.queryLabels = [];
-      this.pendingChecks.push(this.collectTimings(readBuf, resolve.labels, resolveBuf));
+      readTimings = () => this.collectTimings(readBuf, labels, resolveBuf);
     }
     if (this.encoder) this.gpu.queue.submit([this.encoder.finish()]);
+    // map the timestamps only after the submit that fills them (a pending map blocks the submit)
+    if (readTimings) this.pendingChecks.push(readTimings());
     this.encoder = null;
     this.uniformSlot = 0;
     this.dispatchesInBatch = 0;

@@ -1,5 +1,5 @@
-// Matrix multiplies (shaders/matmul.wgsl): matmulRaw (unrecorded, for other ops), matmul (batched, with
-// transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
+// Matrix multiplies (shaders/matmul.wgsl, matmul_subgroup.wgsl): matmulRaw (unrecorded, for other ops),
+// matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
 import type { KernelVariant } from '../gpu/device.ts';
@@ -36,6 +36,18 @@ const REGISTER_ROWS = 8;
 const REGISTER_LANES = 8;
 const SHARED_TILE = 64;
 const MAX_GROUPS = 65535;
+
+/**
+ * The kernel that runs a variant on a device with these features: 'register' shares A across lanes by
+ * subgroup shuffles where the device has `subgroups` (shaders/matmul_subgroup.wgsl, which Device skips
+ * elsewhere), else each lane loads it itself.
+ */
+export function matmulKernel(variant: KernelVariant, features: ReadonlySet<string>): { shader: string; entry: string } {
+  if (variant === 'shared') return { shader: 'matmul', entry: 'matmul_shared' };
+  return features.has('subgroups')
+    ? { shader: 'matmul_subgroup', entry: 'matmul_register_subgroup' }
+    : { shader: 'matmul', entry: 'matmul_register' };
+}
 
 /** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
 function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
@@ -88,7 +100,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     throw new Error(`matmulRaw: ${desc} needs workgroups [${workgroups}], over ${MAX_GROUPS} in a dimension`);
   }
   device.dispatch({
-    shader: 'matmul', entry: variant === 'register' ? 'matmul_register' : 'matmul_shared', constants,
+    ...matmulKernel(variant, device.features), constants,
     u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias], f: [p.alpha ?? 1], bindings, workgroups,
   });
 }
