@@ -1,6 +1,6 @@
 // Bench plumbing: timing (GPU timestamps when the adapter has them, else submit-and-wait wall
 // clock), medians, ceiling probes, flags and the --json line.
-import { Device } from '../src/gpu/device.ts';
+import { Device, type KernelTiming } from '../src/gpu/device.ts';
 import { Tensor } from '../src/tensor.ts';
 
 export function flag(args: string[], name: string): string | undefined {
@@ -16,18 +16,62 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export interface Timing { ms: number; source: 'gpu-timestamps' | 'wall-clock' }
+export interface Timing {
+  /** median time of one call */
+  ms: number;
+  /** fastest sample */
+  best: number;
+  source: 'gpu-timestamps' | 'wall-clock';
+  /** timed samples taken (after warm-up) */
+  reps: number;
+  /** calls per sample (wall clock: many dispatches per submit-and-wait) */
+  batch: number;
+  /** GPU ms per call for each shader:entry (timestamps only), largest first */
+  entries: KernelTiming[];
+  /**
+   * CPU time of this process / wall time over the timed samples: on a CPU adapter (lavapipe's threads
+   * are ours) how many cores the kernel actually got, which tells how busy a shared machine was
+   */
+  cores: number;
+}
+
+export interface TimeOptions {
+  /** untimed calls first (the first one compiles pipelines); default 2 */
+  warmup?: number;
+  /** fixed number of timed samples; default: chosen from `targetMs` */
+  reps?: number;
+  /** calls per wall-clock sample; default: enough for about 20 ms */
+  batch?: number;
+  /** use GPU timestamps when the adapter has them (default true) */
+  timestamps?: boolean;
+  /** with `reps` unset: take samples until about this much time is spent (default 1000 ms) */
+  targetMs?: number;
+  minReps?: number;
+  maxReps?: number;
+}
 
 /**
  * Median time of one call of `run` (which records dispatches). With timestamps: the sum of the
  * per-dispatch GPU times of one call; otherwise wall clock of `batch` calls per submit-and-wait.
  */
-export async function timeKernel(device: Device, run: () => void, opts: { warmup?: number; reps?: number; batch?: number; timestamps?: boolean } = {}): Promise<Timing> {
-  const warmup = opts.warmup ?? 2, reps = opts.reps ?? 5, batch = opts.batch ?? 1;
-  for (let i = 0; i < warmup; i++) run();
-  await device.sync();
-  const samples: number[] = [];
+export async function timeKernel(device: Device, run: () => void, opts: TimeOptions = {}): Promise<Timing> {
+  const warmup = Math.max(1, opts.warmup ?? 2);
+  let estimate = Infinity;
+  for (let i = 0; i < warmup; i++) {
+    const t0 = performance.now();
+    run();
+    await device.sync();
+    estimate = performance.now() - t0; // the last warm-up run (pipelines compiled by now)
+  }
+  const minReps = opts.minReps ?? 3, maxReps = opts.maxReps ?? 25;
   const useGpu = (opts.timestamps ?? true) && device.canTime;
+  const batch = useGpu ? 1 : (opts.batch ?? Math.min(100, Math.max(1, Math.ceil(20 / Math.max(estimate, 1e-3)))));
+  const reps = opts.reps
+    ?? Math.min(maxReps, Math.max(minReps, Math.round((opts.targetMs ?? 1000) / Math.max(estimate * batch, 1e-3))));
+  const samples: number[] = [];
+  const perEntry = new Map<string, number>();
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   if (useGpu) {
     device.setProfiling(true);
     await device.takeTimings();
@@ -35,32 +79,77 @@ export async function timeKernel(device: Device, run: () => void, opts: { warmup
       run();
       const t = await device.takeTimings();
       samples.push(t.reduce((a, k) => a + k.ms, 0));
+      for (const k of t) perEntry.set(k.name, (perEntry.get(k.name) ?? 0) + k.ms);
     }
     device.setProfiling(false);
-    return { ms: median(samples), source: 'gpu-timestamps' };
+  } else {
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      for (let b = 0; b < batch; b++) run();
+      await device.sync();
+      samples.push((performance.now() - t0) / batch);
+    }
   }
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    for (let b = 0; b < batch; b++) run();
-    await device.sync();
-    samples.push((performance.now() - t0) / batch);
-  }
-  return { ms: median(samples), source: 'wall-clock' };
+  const cpu = process.cpuUsage(cpu0);
+  const cores = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+  const entries = [...perEntry].map(([name, ms]) => ({ name, ms: ms / reps, count: 1 })).sort((a, b) => b.ms - a.ms);
+  return { ms: median(samples), best: Math.min(...samples), source: useGpu ? 'gpu-timestamps' : 'wall-clock', reps, batch, entries, cores };
 }
 
+export interface Ceilings { gflops: number; gbps: number; source: Timing['source'] }
+
 /** This adapter's FMA ceiling (GFLOP/s) and copy bandwidth (GB/s), measured now. */
-export async function measureCeilings(device: Device): Promise<{ gflops: number; gbps: number }> {
+export async function measureCeilings(device: Device): Promise<Ceilings> {
   const invocations = device.isCPU ? 64 * 64 : 64 * 4096;
   const iters = device.isCPU ? 4096 : 65536;
   const sink = Tensor.empty([invocations * 4]);
   const fma = await timeKernel(device, () => device.dispatch({
     shader: 'probe', entry: 'fma_probe', u: [iters, 0], f: [1, 0], bindings: [sink.binding], workgroups: device.grid(invocations, 64),
-  }), { reps: 3, timestamps: false });
+  }), { reps: 5 });
   const n = (device.isCPU ? 8 : 64) * 1024 * 1024 / 4; // vec4 elements (32 or 256 MiB of f32)
   const src = Tensor.empty([n * 4]), dst = Tensor.empty([n * 4]);
   const copy = await timeKernel(device, () => device.dispatch({
     shader: 'probe', entry: 'copy_probe', u: [n, 0], f: [0, 0], bindings: [src.binding, dst.binding], workgroups: device.grid(n, 64),
-  }), { reps: 3, timestamps: false });
+  }), { reps: 5 });
   sink.dispose(); src.dispose(); dst.dispose();
-  return { gflops: (invocations * iters * 64) / fma.ms / 1e6, gbps: (2 * n * 16) / copy.ms / 1e6 };
+  // a ceiling is what the adapter can reach: the best sample, not the median
+  return { gflops: (invocations * iters * 64) / fma.best / 1e6, gbps: (2 * n * 16) / copy.best / 1e6, source: fma.source };
+}
+
+/** A numeric flag (`--name 8` or `--name=8`), or the default. */
+export function numFlag(args: string[], name: string, dflt: number): number {
+  const v = flag(args, name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} needs a number, got "${v}"`);
+  return n;
+}
+
+/** What the JSON lines say about the adapter. */
+export function adapterInfo(device: Device): { description: string; isCPU: boolean; timestamps: boolean; matmulVariant: string } {
+  return { description: device.description, isCPU: device.isCPU, timestamps: device.canTime, matmulVariant: device.matmulVariant };
+}
+
+/** Fixed-width table printing. */
+export function table(header: string[], rows: string[][], leftColumns = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const last = header.length - 1;
+  const left = (i: number) => i < leftColumns || i === last; // the last column is free text
+  const line = (r: string[]) => r.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export const fmt = (x: number | null | undefined, digits = 1): string =>
+  x == null || !Number.isFinite(x) ? '-' : x.toFixed(digits);
+
+export const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+export interface VitShape { image: number; patch: number; hidden: number; layers: number; mlp: number; labels: number; channels?: number }
+
+/** Parameter count of ViTForImageClassification (no pooler): for napkin maths without a model. */
+export function vitParamCount(c: VitShape): number {
+  const C = c.channels ?? 3, D = c.hidden, M = c.mlp, T = (c.image / c.patch) ** 2;
+  const embeddings = C * c.patch ** 2 * D + D + D + (T + 1) * D; // projection, bias, [CLS], positions
+  const layer = 4 * (D * D + D) + (D * M + M) + (M * D + D) + 4 * D; // q k v out, MLP, 2 layernorms
+  return embeddings + c.layers * layer + 2 * D + D * c.labels + c.labels;
 }

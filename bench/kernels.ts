@@ -1,0 +1,610 @@
+// Kernel profiler (`npm run bench:kernels -- [flags]`): every kernel and variant at the 1024^3 matmul
+// and the ViT-Ti/16 and ViT-B/16 shapes (batch 8: 197 x 8 = 1576 token rows), forward and backward.
+// llm.c style: each case is first validated against the TypeScript float64 reference, then timed
+// (median after warm-up; GPU timestamps where the adapter has them, else submit-and-wait wall clock).
+// Big shapes are validated on a subset of output rows (or on one batch element and head for
+// attention) of the very run that is timed, which keeps the CPU references affordable.
+//
+// Flags: --only <substring of "name variant shape">  --variant register|shared  --quick
+//        --reps <n>  --no-subgroups (the register variant without subgroup shuffles)
+//        --json (last line: { adapter, ceilings, kernels: [...] })
+import { Device, type KernelVariant } from '../src/gpu/device.ts';
+import { Tensor, tidy, keep } from '../src/tensor.ts';
+import { noGrad } from '../src/autograd.ts';
+import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
+import { attention } from '../src/ops/attention.ts';
+import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
+import { gelu, add } from '../src/ops/elementwise.ts';
+import { patchify, embeddings } from '../src/ops/patchify.ts';
+import { crossEntropy, softmax } from '../src/ops/loss.ts';
+import { AdamW } from '../src/optim/adamw.ts';
+import { attentionForwardRef, attentionBackwardRef } from '../src/ref/attention.ts';
+import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
+import { geluRef, erf } from '../src/ref/elementwise.ts';
+import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patchify.ts';
+import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
+import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
+import { randn, diff } from '../test/helpers.ts';
+import { lastAutotune } from '../src/gpu/autotune.ts';
+import { flag, numFlag, timeKernel, measureCeilings, adapterInfo, table, fmt, vitParamCount, type Timing } from './common.ts';
+
+const args = process.argv.slice(2);
+const quick = flag(args, 'quick') !== undefined;
+const json = flag(args, 'json') !== undefined;
+const only = flag(args, 'only');
+const forcedVariant = flag(args, 'variant') as KernelVariant | undefined;
+if (forcedVariant && forcedVariant !== 'register' && forcedVariant !== 'shared') {
+  throw new Error(`--variant must be register or shared, got "${forcedVariant}"`);
+}
+const fixedReps = flag(args, 'reps') !== undefined ? numFlag(args, 'reps', 5) : undefined;
+const noSubgroups = flag(args, 'no-subgroups') !== undefined;
+// human-readable lines always print; with --json the JSON object is the last line
+const log = (s = '') => console.log(s);
+
+// ---- cases ---------------------------------------------------------------------------------------
+
+interface Check {
+  /** relative L2 error of the compared values */
+  relL2: number;
+  tol: number;
+  /** what was compared, e.g. "9 of 1576 rows" */
+  note: string;
+}
+
+interface Prepared {
+  /** records the kernel(s) once; outputs are freed at once */
+  run(): void;
+  /** runs once more and compares against the reference */
+  check(): Promise<Check[]>;
+  /** frees what tidy() cannot (kept tensors) */
+  dispose?(): void;
+}
+
+interface Case {
+  name: string;
+  variant: string;
+  shape: string;
+  /** useful flops per call (GFLOP/s column) */
+  flops?: number;
+  /** minimal bytes read + written per call (GB/s column) */
+  bytes?: number;
+  /** the matmul variant to set on the device while the case runs */
+  matmulVariant?: KernelVariant;
+  /** the layernorm threads per row while the case runs */
+  layerNormThreads?: number;
+  prepare(): Prepared;
+}
+
+const TOL_FWD = 1e-5;
+const TOL_BWD = 5e-5;
+
+let seed = 1;
+const rand = (shape: number[], scale = 1, requiresGrad = false) =>
+  Tensor.fromArray(randn(shape.reduce((a, b) => a * b, 1), seed++, scale), shape, { requiresGrad });
+
+/** `k` row indices spread over [0, n): first, last and evenly in between. */
+function sampleRows(n: number, k = 8): number[] {
+  if (n <= k) return [...Array(n).keys()];
+  return [...new Set(Array.from({ length: k }, (_, i) => Math.round((i * (n - 1)) / (k - 1))))];
+}
+
+/** Rows `rows` of op(A) op(B) in float64, op(A) [M, K] and op(B) [K, N], row-major inputs. */
+function matmulRowsRef(
+  a: Float32Array, b: Float32Array, rows: number[], d: { M: number; N: number; K: number; transA?: boolean; transB?: boolean },
+): Float64Array {
+  const { M, N, K } = d;
+  const out = new Float64Array(rows.length * N);
+  rows.forEach((i, r) => {
+    const row = out.subarray(r * N, (r + 1) * N);
+    for (let k = 0; k < K; k++) {
+      const av = d.transA ? a[k * M + i] : a[i * K + k];
+      if (d.transB) for (let j = 0; j < N; j++) row[j] += av * b[j * K + k];
+      else for (let j = 0; j < N; j++) row[j] += av * b[k * N + j];
+    }
+  });
+  return out;
+}
+
+/** The same rows of a [?, cols] array. */
+function pickRows(x: Float32Array, rows: number[], cols: number): Float32Array {
+  const out = new Float32Array(rows.length * cols);
+  rows.forEach((i, r) => out.set(x.subarray(i * cols, (i + 1) * cols), r * cols));
+  return out;
+}
+
+function compare(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, note: string): Check {
+  return { relL2: diff(got, want).relL2, tol, note };
+}
+
+const disposeAll = (ts: (Tensor | null)[]) => ts.forEach((t) => t?.dispose());
+
+/** Calls an op's recorded backward directly (as autograd would, without recording). */
+function backwardOf(out: Tensor, dOut: Tensor): () => (Tensor | null)[] {
+  const fn = out.gradFn;
+  if (!fn) throw new Error('output has no gradFn: no input requires grad');
+  return () => noGrad(() => fn.backward(dOut));
+}
+
+function matmulCase(M: number, N: number, K: number, variant: KernelVariant, dir: 'fwd' | 'bwd'): Case {
+  return {
+    name: `matmul.${dir}`, variant, shape: `${M}x${N}x${K}`, matmulVariant: variant,
+    flops: (dir === 'fwd' ? 2 : 4) * M * N * K,
+    prepare() {
+      const a = rand([M, K], 1, dir === 'bwd'), b = rand([K, N], 1, dir === 'bwd');
+      if (dir === 'fwd') {
+        return {
+          run: () => noGrad(() => matmul(a, b, { variant })).dispose(),
+          async check() {
+            const c = await noGrad(() => matmul(a, b, { variant })).toArray();
+            const rows = sampleRows(M);
+            const want = matmulRowsRef(await a.toArray(), await b.toArray(), rows, { M, N, K });
+            return [compare(pickRows(c, rows, N), want, TOL_FWD, `C: ${rows.length} of ${M} rows`)];
+          },
+        };
+      }
+      const c = matmul(a, b, { variant });
+      const dc = rand([M, N]);
+      const back = backwardOf(c, dc);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const [da, db] = back();
+          const [A, B, DC] = [await a.toArray(), await b.toArray(), await dc.toArray()];
+          const rowsA = sampleRows(M), rowsB = sampleRows(K);
+          return [
+            compare(pickRows(await da!.toArray(), rowsA, K), matmulRowsRef(DC, B, rowsA, { M, N: K, K: N, transB: true }), TOL_BWD, `dA: ${rowsA.length} of ${M} rows`),
+            compare(pickRows(await db!.toArray(), rowsB, N), matmulRowsRef(A, DC, rowsB, { M: K, N, K: M, transA: true }), TOL_BWD, `dB: ${rowsB.length} of ${K} rows`),
+          ];
+        },
+      };
+    },
+  };
+}
+
+/** Linear layer y = x W^T + b with x [rows, in], W [out, in]; shape "rows x out x in". */
+function linearCase(rows: number, out: number, inF: number, variant: KernelVariant, dir: 'fwd' | 'bwd', what: string): Case {
+  const mnk = rows * out * inF;
+  return {
+    name: `linear.${dir}`, variant, shape: `${rows}x${out}x${inF} ${what}`, matmulVariant: variant,
+    flops: (dir === 'fwd' ? 2 : 4) * mnk + rows * out, // + the bias add / bias sum
+    prepare() {
+      const grad = dir === 'bwd';
+      const x = rand([rows, inF], 1, grad), w = rand([out, inF], 0.05, grad), b = rand([out], 0.1, grad);
+      const rowsY = sampleRows(rows);
+      if (!grad) {
+        return {
+          run: () => noGrad(() => linear(x, w, b)).dispose(),
+          async check() {
+            const y = await noGrad(() => linear(x, w, b)).toArray();
+            const want = matmulRowsRef(await x.toArray(), await w.toArray(), rowsY, { M: rows, N: out, K: inF, transB: true });
+            const B = await b.toArray();
+            for (let i = 0; i < want.length; i++) want[i] += B[i % out];
+            return [compare(pickRows(y, rowsY, out), want, TOL_FWD, `y: ${rowsY.length} of ${rows} rows`)];
+          },
+        };
+      }
+      const y = linear(x, w, b);
+      const dy = rand([rows, out]);
+      const back = backwardOf(y, dy);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const [dx, dw, db] = back();
+          const [X, W, DY] = [await x.toArray(), await w.toArray(), await dy.toArray()];
+          const rowsW = sampleRows(out);
+          const dbWant = new Float64Array(out);
+          for (let i = 0; i < DY.length; i++) dbWant[i % out] += DY[i];
+          return [
+            compare(pickRows(await dx!.toArray(), rowsY, inF), matmulRowsRef(DY, W, rowsY, { M: rows, N: inF, K: out }), TOL_BWD, `dx: ${rowsY.length} of ${rows} rows`),
+            compare(pickRows(await dw!.toArray(), rowsW, inF), matmulRowsRef(DY, X, rowsW, { M: out, N: inF, K: rows, transA: true }), TOL_BWD, `dW: ${rowsW.length} of ${out} rows`),
+            compare(await db!.toArray(), dbWant, TOL_BWD, 'db: all'),
+          ];
+        },
+      };
+    },
+  };
+}
+
+/** Batch element 0, head 0 of a [B, S, H*hd] array as [1, S, hd]. */
+function head0(x: Float32Array, seq: number, width: number, hd: number): Float32Array {
+  const out = new Float32Array(seq * hd);
+  for (let s = 0; s < seq; s++) out.set(x.subarray(s * width, s * width + hd), s * hd);
+  return out;
+}
+
+function attentionCase(batch: number, seq: number, heads: number, hd: number, dir: 'fwd' | 'bwd', what: string): Case {
+  const width = heads * hd;
+  const bhss = batch * heads * seq * seq;
+  return {
+    name: `attention.${dir}`, variant: '-', shape: `B${batch} S${seq} H${heads} hd${hd} ${what}`,
+    flops: (dir === 'fwd' ? 4 : 8) * bhss * hd, // the batched matmuls only (softmax not counted)
+    prepare() {
+      const grad = dir === 'bwd';
+      const [q, k, v] = [0, 1, 2].map(() => rand([batch, seq, width], 1, grad));
+      const refShape = { batch: 1, seq, heads: 1, headDim: hd, scale: 1 / Math.sqrt(hd) };
+      const note = `batch 0, head 0 of ${batch}x${heads}`;
+      const slices = async () => Promise.all([q, k, v].map(async (t) => head0(await t.toArray(), seq, width, hd)));
+      if (!grad) {
+        return {
+          run: () => noGrad(() => attention(q, k, v, { heads })).context.dispose(),
+          async check() {
+            const ctx = await noGrad(() => attention(q, k, v, { heads })).context.toArray();
+            const [Q, K, V] = await slices();
+            const want = attentionForwardRef(Q, K, V, refShape).context;
+            return [compare(head0(ctx, seq, width, hd), want, TOL_FWD, `context: ${note}`)];
+          },
+        };
+      }
+      const { context } = attention(q, k, v, { heads });
+      const dctx = rand([batch, seq, width]);
+      const back = backwardOf(context, dctx);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const grads = back();
+          const [Q, K, V] = await slices();
+          const dC = head0(await dctx.toArray(), seq, width, hd);
+          const want = attentionBackwardRef(Q, K, V, dC, refShape);
+          const names = ['dq', 'dk', 'dv'] as const;
+          return Promise.all(names.map(async (n, i) =>
+            compare(head0(await grads[i]!.toArray(), seq, width, hd), want[n], TOL_BWD, `${n}: ${note}`)));
+        },
+      };
+    },
+  };
+}
+
+function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'bwd'): Case {
+  const eps = 1e-12;
+  return {
+    name: `layernorm.${dir}`, variant: `wg${threads}`, shape: `${rows}x${d}`, layerNormThreads: threads,
+    bytes: 4 * (dir === 'fwd' ? 2 * rows * d + 2 * rows : 3 * rows * d + 2 * rows + 2 * d),
+    prepare() {
+      const grad = dir === 'bwd';
+      const x = rand([rows, d], 1, grad), w = rand([d], 0.5, grad), b = rand([d], 0.5, grad);
+      if (!grad) {
+        return {
+          run: () => noGrad(() => layerNorm(x, w, b, eps)).dispose(),
+          async check() {
+            const y = await noGrad(() => layerNorm(x, w, b, eps)).toArray();
+            const want = layerNormRef(await x.toArray(), await w.toArray(), await b.toArray(), rows, d, eps).y;
+            return [compare(y, want, TOL_FWD, 'y: all')];
+          },
+        };
+      }
+      const y = layerNorm(x, w, b, eps);
+      const dy = rand([rows, d]);
+      const back = backwardOf(y, dy);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const [dx, dw, db] = back();
+          const want = layerNormBackwardRef(await x.toArray(), await w.toArray(), await dy.toArray(), rows, d, eps);
+          return [
+            compare(await dx!.toArray(), want.dx, TOL_BWD, 'dx: all'),
+            compare(await dw!.toArray(), want.dweight, TOL_BWD, 'dweight: all'),
+            compare(await db!.toArray(), want.dbias, TOL_BWD, 'dbias: all'),
+          ];
+        },
+      };
+    },
+  };
+}
+
+const geluGradRef = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+
+function geluCase(rows: number, cols: number, dir: 'fwd' | 'bwd'): Case {
+  const n = rows * cols;
+  const subset = Math.min(n, 1 << 16);
+  const note = `first ${subset} of ${n}`;
+  return {
+    name: `gelu.${dir}`, variant: '-', shape: `${rows}x${cols}`,
+    bytes: 4 * (dir === 'fwd' ? 2 : 3) * n,
+    prepare() {
+      const x = rand([rows, cols], 2, dir === 'bwd');
+      if (dir === 'fwd') {
+        return {
+          run: () => noGrad(() => gelu(x)).dispose(),
+          async check() {
+            const y = (await noGrad(() => gelu(x)).toArray()).subarray(0, subset);
+            const X = await x.toArray();
+            return [compare(y, Float64Array.from(X.subarray(0, subset), geluRef), TOL_FWD, note)];
+          },
+        };
+      }
+      const y = gelu(x);
+      const dy = rand([rows, cols]);
+      const back = backwardOf(y, dy);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const [dx] = back();
+          const [X, DY] = [await x.toArray(), await dy.toArray()];
+          const want = Float64Array.from(X.subarray(0, subset), (v, i) => geluGradRef(v) * DY[i]);
+          return [compare((await dx!.toArray()).subarray(0, subset), want, TOL_BWD, note)];
+        },
+      };
+    },
+  };
+}
+
+function addCase(rows: number, cols: number): Case {
+  return {
+    name: 'add.fwd', variant: '-', shape: `${rows}x${cols}`, bytes: 12 * rows * cols,
+    prepare() {
+      const a = rand([rows, cols]), b = rand([rows, cols]);
+      return {
+        run: () => add(a, b).dispose(),
+        async check() {
+          const [A, B, C] = [await a.toArray(), await b.toArray(), await add(a, b).toArray()];
+          return [compare(C, Float64Array.from(A, (v, i) => v + B[i]), TOL_FWD, 'all')];
+        },
+      };
+    },
+  };
+}
+
+function patchifyCase(batch: number, image: number, patch: number, dir: 'fwd' | 'bwd'): Case {
+  const shape = [batch, 3, image, image];
+  const n = shape.reduce((a, b) => a * b, 1);
+  return {
+    name: `patchify.${dir}`, variant: '-', shape: `${batch}x3x${image}x${image} p${patch}`, bytes: 8 * n,
+    prepare() {
+      const x = rand(shape, 1, dir === 'bwd');
+      if (dir === 'fwd') {
+        return {
+          run: () => noGrad(() => patchify(x, patch)).dispose(),
+          async check() {
+            const got = await noGrad(() => patchify(x, patch)).toArray();
+            return [compare(got, patchifyRef(await x.toArray(), shape, patch, patch), TOL_FWD, 'all')];
+          },
+        };
+      }
+      const y = patchify(x, patch);
+      const dy = rand([...y.shape]);
+      const back = backwardOf(y, dy);
+      return {
+        run: () => disposeAll(back()),
+        async check() {
+          const [dx] = back();
+          return [compare(await dx!.toArray(), patchifyBackwardRef(await dy.toArray(), shape, patch, patch), TOL_BWD, 'all')];
+        },
+      };
+    },
+  };
+}
+
+function embeddingsCase(batch: number, tokens: number, dim: number): Case {
+  return {
+    name: 'embeddings.fwd', variant: '-', shape: `B${batch} T${tokens} D${dim}`,
+    bytes: 4 * (batch * tokens * dim + (tokens + 2) * dim + batch * (tokens + 1) * dim),
+    prepare() {
+      const patches = rand([batch, tokens, dim]), cls = rand([1, 1, dim]), pos = rand([1, tokens + 1, dim]);
+      return {
+        run: () => embeddings(patches, cls, pos).dispose(),
+        async check() {
+          const got = await embeddings(patches, cls, pos).toArray();
+          const want = embeddingsRef(await patches.toArray(), await cls.toArray(), await pos.toArray(), batch, tokens, dim);
+          return [compare(got, want, TOL_FWD, 'all')];
+        },
+      };
+    },
+  };
+}
+
+function crossEntropyCase(batch: number, labels: number): Case {
+  return {
+    name: 'cross_entropy.fwd+bwd', variant: '-', shape: `${batch}x${labels}`, bytes: 4 * 3 * batch * labels,
+    prepare() {
+      const logits = rand([batch, labels], 2, true);
+      const y = Int32Array.from({ length: batch }, (_, i) => (i * 7) % labels);
+      const yT = Tensor.fromArray(y, [batch]);
+      const one = Tensor.fromArray([1], [1]);
+      const step = () => {
+        const loss = crossEntropy(logits, yT);
+        const [dlogits] = backwardOf(loss, one)();
+        return { loss, dlogits: dlogits! };
+      };
+      return {
+        run: () => { const r = step(); r.loss.dispose(); r.dlogits.dispose(); },
+        async check() {
+          const { loss, dlogits } = step();
+          const L = await logits.toArray();
+          return [
+            compare([await loss.item()], [crossEntropyRef(L, y, batch, labels)], TOL_FWD, 'loss'),
+            compare(await dlogits.toArray(), crossEntropyBackwardRef(L, y, batch, labels), TOL_BWD, 'dlogits: all'),
+          ];
+        },
+      };
+    },
+  };
+}
+
+function softmaxCase(rows: number, cols: number): Case {
+  return {
+    name: 'softmax.fwd', variant: '-', shape: `${rows}x${cols}`, bytes: 8 * rows * cols,
+    prepare() {
+      const x = rand([rows, cols], 2);
+      return {
+        run: () => softmax(x).dispose(),
+        async check() {
+          return [compare(await softmax(x).toArray(), softmaxRef(await x.toArray(), rows, cols), TOL_FWD, 'all')];
+        },
+      };
+    },
+  };
+}
+
+function adamwCase(n: number, what: string): Case {
+  const subset = Math.min(n, 1 << 16);
+  return {
+    name: 'adamw.step', variant: '-', shape: `${n} ${what}`, bytes: 28 * n, // reads p, g, m, v; writes p, m, v
+    prepare() {
+      const p = keep(rand([n], 0.02, true));
+      p.grad = keep(rand([n], 0.01));
+      const opts = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01 };
+      const opt = new AdamW([p], opts);
+      return {
+        run: () => opt.step(),
+        async check() {
+          // a fresh optimizer state: one step from the initial values, as the reference
+          const p0 = (await p.toArray()).subarray(0, subset);
+          const g = (await p.grad!.toArray()).subarray(0, subset);
+          const fresh = new AdamW([p], opts);
+          fresh.step();
+          const got = (await p.toArray()).subarray(0, subset);
+          fresh.dispose();
+          const ref = adamwRefInit(p0);
+          adamwRefStep(ref, g, opts);
+          return [compare(got, ref.p, TOL_FWD, `p: first ${subset} of ${n}`)];
+        },
+        dispose() {
+          opt.dispose();
+          p.grad?.dispose();
+          p.dispose();
+        },
+      };
+    },
+  };
+}
+
+// ---- the case list ---------------------------------------------------------------------------
+
+const ROWS = 197 * 8; // ViT at 224 / patch 16, batch 8: 196 patches + [CLS]
+const PATCH_ROWS = 196 * 8;
+const variants: KernelVariant[] = forcedVariant ? [forcedVariant] : ['register', 'shared'];
+const lnThreads = [16, 64];
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const models = quick
+    ? [{ tag: 'Ti', hidden: 192, mlp: 768, heads: 3 }]
+    : [{ tag: 'Ti', hidden: 192, mlp: 768, heads: 3 }, { tag: 'B', hidden: 768, mlp: 3072, heads: 12 }];
+  for (const v of variants) {
+    out.push(matmulCase(1024, 1024, 1024, v, 'fwd'));
+    if (!quick) out.push(matmulCase(1024, 1024, 1024, v, 'bwd'));
+  }
+  for (const m of models) {
+    for (const dir of ['fwd', 'bwd'] as const) {
+      for (const v of variants) {
+        out.push(linearCase(ROWS, m.hidden, m.hidden, v, dir, `ViT-${m.tag} q/k/v/out`));
+        out.push(linearCase(ROWS, m.mlp, m.hidden, v, dir, `ViT-${m.tag} MLP up`));
+        out.push(linearCase(ROWS, m.hidden, m.mlp, v, dir, `ViT-${m.tag} MLP down`));
+        if (!quick) out.push(linearCase(PATCH_ROWS, m.hidden, 768, v, dir, `ViT-${m.tag} patch embed`));
+      }
+      out.push(attentionCase(8, 197, m.heads, 64, dir, `ViT-${m.tag}`));
+      for (const t of quick ? [lnThreads[0]] : lnThreads) out.push(layerNormCase(ROWS, m.hidden, t, dir));
+      out.push(geluCase(ROWS, m.mlp, dir));
+    }
+    out.push(addCase(ROWS, m.hidden));
+    if (!quick) out.push(embeddingsCase(8, 196, m.hidden));
+  }
+  out.push(patchifyCase(8, 224, 16, 'fwd'), patchifyCase(8, 224, 16, 'bwd'));
+  out.push(crossEntropyCase(8, 2));
+  if (!quick) out.push(crossEntropyCase(8, 1000), softmaxCase(8, 1000));
+  const tiParams = vitParamCount({ image: 224, patch: 16, hidden: 192, layers: 12, mlp: 768, labels: 2 });
+  out.push(adamwCase(tiParams, 'ViT-Ti params'));
+  return out.filter((c) => !only || `${c.name} ${c.variant} ${c.shape}`.includes(only));
+}
+
+// ---- run -------------------------------------------------------------------------------------------
+
+interface Row {
+  name: string; variant: string; shape: string;
+  ms: number | null; gflops: number | null; gbps: number | null;
+  pct_fma: number | null; pct_copy: number | null;
+  check: string; max_rel_l2: number | null; timing: Timing['source'] | null; reps: number;
+  /** CPU cores this process kept busy while timing (see Timing.cores) */
+  cores_busy: number | null;
+  entries: { name: string; ms: number }[];
+}
+
+const device = await Device.create({
+  autotune: !forcedVariant, matmulVariant: forcedVariant, disableFeatures: noSubgroups ? ['subgroups'] : undefined,
+});
+const tuned = lastAutotune(device);
+log(`adapter: ${device.description}`);
+log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${device.matmulVariant}` +
+  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v, 1)} ms`).join(', ')})` : ''));
+const ceilings = await measureCeilings(device);
+log(`ceilings: FMA probe ${fmt(ceilings.gflops)} GFLOP/s, copy ${fmt(ceilings.gbps, 2)} GB/s (${ceilings.source})\n`);
+
+const rows: Row[] = [];
+let failures = 0;
+const cpu0 = process.cpuUsage();
+const wall0 = performance.now();
+const defaultVariant = device.matmulVariant;
+const defaultThreads = layerNormConfig.threadsPerRow;
+for (const c of cases()) {
+  device.matmulVariant = c.matmulVariant ?? defaultVariant;
+  layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
+  const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device.features).entry.replace(/^matmul_/, '') : null;
+  const row: Row = {
+    name: c.name, variant: kernelName ?? c.variant, shape: c.shape, ms: null, gflops: null, gbps: null, pct_fma: null, pct_copy: null,
+    check: '', max_rel_l2: null, timing: null, reps: 0, entries: [], cores_busy: null,
+  };
+  try {
+    await tidy(async () => {
+      const p = c.prepare();
+      try {
+        const checks = await p.check();
+        const worst = checks.reduce((a, b) => (b.relL2 / b.tol > a.relL2 / a.tol ? b : a));
+        row.max_rel_l2 = worst.relL2;
+        const bad = checks.filter((k) => !(k.relL2 <= k.tol));
+        row.check = bad.length
+          ? `FAIL ${bad.map((k) => `${k.note} relL2 ${k.relL2.toExponential(1)} > ${k.tol}`).join('; ')}`
+          : `ok ${worst.relL2.toExponential(0)} (${checks.map((k) => k.note).join('; ')})`;
+        if (bad.length) return;
+        const t = await timeKernel(device, p.run, { warmup: 1, reps: fixedReps, targetMs: quick ? 300 : 1000, minReps: 3 });
+        row.ms = t.ms;
+        row.timing = t.source;
+        row.reps = t.reps;
+        row.cores_busy = t.cores;
+        row.entries = t.entries.map((e) => ({ name: e.name, ms: e.ms }));
+        if (c.flops) row.gflops = c.flops / t.ms / 1e6;
+        if (c.bytes) row.gbps = c.bytes / t.ms / 1e6;
+        if (row.gflops != null) row.pct_fma = (100 * row.gflops) / ceilings.gflops;
+        if (row.gbps != null) row.pct_copy = (100 * row.gbps) / ceilings.gbps;
+      } finally {
+        p.dispose?.();
+      }
+    });
+  } catch (e) {
+    row.check = `ERROR ${(e as Error).message.split('\n')[0]}`;
+  }
+  if (row.check.startsWith('FAIL') || row.check.startsWith('ERROR')) failures++;
+  rows.push(row);
+  log(`${c.name.padEnd(22)} ${row.variant.padEnd(17)} ${c.shape.padEnd(34)} ${row.ms == null ? '        -' : `${fmt(row.ms, 3).padStart(9)} ms`}` +
+    `${row.gflops != null ? `  ${fmt(row.gflops).padStart(6)} GFLOP/s (${fmt(row.pct_fma, 0)}% FMA)` : ''}` +
+    `${row.gbps != null ? `  ${fmt(row.gbps, 2).padStart(6)} GB/s (${fmt(row.pct_copy, 0)}% copy)` : ''}  ${row.check.split(' (')[0]}`);
+}
+device.matmulVariant = defaultVariant;
+layerNormConfig.threadsPerRow = defaultThreads;
+const cpuUsed = process.cpuUsage(cpu0);
+const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);
+
+log('\n' + table(
+  ['kernel', 'variant', 'shape', 'ms', 'GFLOP/s', '% FMA', 'GB/s', '% copy', 'cores', 'check'],
+  rows.map((r) => [r.name, r.variant, r.shape, fmt(r.ms, 3), fmt(r.gflops), fmt(r.pct_fma, 0), fmt(r.gbps, 2), fmt(r.pct_copy, 0), fmt(r.cores_busy, 2), r.check.split(' (')[0]]),
+  3,
+));
+log('\nshape: matmul M x N x K; linear rows x out x in (forward y = x W^T + b; backward dx, dW and the bias sum)');
+log('check: relative L2 error against the float64 TypeScript reference (limits 1e-5 forward, 5e-5 backward)');
+log('cores: CPU time / wall time of this process while timing (on lavapipe: the CPU share the kernel actually got)');
+const cpus = (await import('node:os')).availableParallelism();
+log(`CPU: this process kept ${fmt(coresBusy, 2)} of ${cpus} cores busy (references and kernels)` +
+  (device.isCPU && coresBusy < 0.7 * cpus ? '; the machine is shared, so timings are pessimistic' : ''));
+if (failures) log(`\n${failures} case(s) failed validation or errored`);
+
+if (json) {
+  console.log(JSON.stringify({
+    adapter: adapterInfo(device),
+    autotune: tuned ? { variant: tuned.matmulVariant, source: tuned.source, ms: tuned.ms } : null,
+    ceilings,
+    quick,
+    cpu_cores_busy: coresBusy,
+    kernels: rows,
+  }));
+}
+device.destroy();
+process.exitCode = failures ? 1 : 0;
