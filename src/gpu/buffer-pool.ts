@@ -26,6 +26,8 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private pending: GPUBuffer[] = [];
+  /** bytes released since the last submit (not reusable until then) */
+  pendingBytes = 0;
   private sizes = new WeakMap<GPUBuffer, number>();
   private stats: PoolStats = {
     bytesInUse: 0, bytesAllocated: 0, peakBytesInUse: 0, peakBytesAllocated: 0,
@@ -61,6 +63,7 @@ export class BufferPool {
     this.stats.bytesInUse -= size;
     this.stats.buffersInUse--;
     this.pending.push(buffer);
+    this.pendingBytes += size;
   }
 
   /** Called by the device after each queue submit. */
@@ -72,6 +75,7 @@ export class BufferPool {
       list.push(buffer);
     }
     this.pending.length = 0;
+    this.pendingBytes = 0;
   }
 
   /** Destroys free buffers (not those in use). */

@@ -50,6 +50,7 @@ export interface KernelTiming { name: string; ms: number; count: number }
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 1024;
+const PENDING_RELEASE_LIMIT = 64 * 1024 * 1024;
 
 let defaultDevice: Device | null = null;
 
@@ -321,7 +322,9 @@ export class Device {
       }));
     }
     this.dispatchCount++;
-    if (++this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    // Submit early when many freed buffers wait for a submit: otherwise a whole training step is
+    // one submit and the pool must allocate fresh buffers for everything freed during it.
+    if (++this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT || this.pool.pendingBytes > PENDING_RELEASE_LIMIT) this.flush();
   }
 
   private beginPass(label: string): GPUComputePassEncoder {
