@@ -1,0 +1,262 @@
+// Using a trained checkpoint: load it with its preprocessing, predict image files, attention rollout
+// heat maps, and evaluation of a labelled folder (per-class counts and a confusion matrix).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { Tensor, tidy } from '../tensor.ts';
+import { noGrad } from '../autograd.ts';
+import { softmax } from '../ops/loss.ts';
+import { ViTForImageClassification } from '../vit/modeling.ts';
+import { decodeFile, type RgbImage } from '../data/decode.ts';
+import { resizeRgb, resizeSquare } from '../data/resize.ts';
+import { normalizeToChw } from '../data/augment.ts';
+import { scanDataset } from '../data/layouts.ts';
+import { ImageLoader } from '../data/loader.ts';
+import { readPreprocessing, type Preprocessing } from './checkpoint.ts';
+import { BEST_DIR, LAST_DIR, classKey } from './trainer.ts';
+
+export interface Classifier {
+  model: ViTForImageClassification;
+  labels: string[];
+  preprocessing: Preprocessing;
+  /** the folder the weights came from */
+  dir: string;
+  /** set when preprocessor_config.json was missing and defaults were used */
+  note: string | null;
+}
+
+/**
+ * Loads an HF checkpoint folder for inference. A trainer out_dir works too: its best/ (else last/)
+ * checkpoint is used. Preprocessing comes from preprocessor_config.json (mean/std 0.5 without one).
+ */
+export async function loadClassifier(dir: string): Promise<Classifier> {
+  let ckpt = dir;
+  if (!existsSync(join(dir, 'config.json'))) {
+    const sub = [BEST_DIR, LAST_DIR].map((d) => join(dir, d)).find((d) => existsSync(join(d, 'config.json')));
+    if (!sub) throw new Error(`--checkpoint ${dir}: no config.json there, nor in ${BEST_DIR}/ or ${LAST_DIR}/ (expected a checkpoint folder or a training out_dir)`);
+    ckpt = sub;
+  }
+  const model = await ViTForImageClassification.fromPretrained(ckpt, { warn: false });
+  model.eval();
+  const size = Number(Array.isArray(model.config.image_size) ? model.config.image_size[0] : model.config.image_size);
+  const read = readPreprocessing(ckpt);
+  const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+  return {
+    model, labels: model.config.labels ?? [], preprocessing, dir: ckpt,
+    note: read ? null : `${ckpt} has no preprocessor_config.json: using mean and std 0.5`,
+  };
+}
+
+export interface Prediction {
+  path: string;
+  label: string;
+  index: number;
+  probability: number;
+  probabilities: number[];
+  /** CLS attention rollout over the patch grid (rows x cols, 0..1), when asked for */
+  attention?: { grid: Float32Array; rows: number; cols: number };
+}
+
+export type PredictResult = Prediction | { path: string; error: string };
+
+/**
+ * Predicts the given images (decoded in this thread, resized to the model's square input as in
+ * validation). A file that cannot be decoded gets { path, error } instead of a prediction.
+ */
+export async function predictImages(c: Classifier, paths: string[], opts: { attention?: boolean; batchSize?: number } = {}): Promise<PredictResult[]> {
+  const { imageSize: S, mean, std } = c.preprocessing;
+  const per = 3 * S * S;
+  const results: PredictResult[] = [];
+  const inputs: { path: string; pixels: Float32Array; slot: number }[] = [];
+  for (const path of paths) {
+    try {
+      inputs.push({ path, pixels: normalizeToChw(resizeSquare(decodeFile(path), S), mean, std), slot: results.length });
+      results.push({ path, error: 'not predicted' });
+    } catch (e) {
+      results.push({ path, error: (e as Error).message });
+    }
+  }
+  const bs = opts.attention ? 1 : opts.batchSize ?? 32;
+  const L = c.labels.length;
+  for (let i = 0; i < inputs.length; i += bs) {
+    const chunk = inputs.slice(i, i + bs);
+    const pixels = new Float32Array(chunk.length * per);
+    chunk.forEach((it, k) => pixels.set(it.pixels, k * per));
+    const { probs, attentions } = tidy(() => noGrad(() => {
+      const o = c.model.forward(Tensor.fromArray(pixels, [chunk.length, 3, S, S]), { outputAttentions: !!opts.attention });
+      return { probs: softmax(o.logits), attentions: o.attentions ?? [] };
+    }));
+    const p = await probs.toArray();
+    const layers: Float32Array[] = [];
+    for (const a of attentions) layers.push(await a.toArray());
+    probs.dispose();
+    for (const a of attentions) a.dispose();
+    chunk.forEach((it, k) => {
+      const row = Array.from(p.subarray(k * L, (k + 1) * L));
+      const index = row.indexOf(Math.max(...row));
+      const pred: Prediction = { path: it.path, label: c.labels[index] ?? String(index), index, probability: row[index], probabilities: row };
+      if (opts.attention && layers.length) {
+        // one image per forward here: each layer is [1, heads, T, T]
+        const heads = c.model.config.num_attention_heads;
+        const tokens = Math.round(Math.sqrt(layers[0].length / heads));
+        const side = Math.round(Math.sqrt(tokens - 1));
+        pred.attention = { grid: attentionRollout(layers, heads, tokens), rows: side, cols: side };
+      }
+      results[it.slot] = pred;
+    });
+  }
+  return results;
+}
+
+/**
+ * Attention rollout (Abnar & Zuidema 2020) for one image: per layer average the heads, add the
+ * identity (the residual path) and renormalise the rows, multiply the layers together, then take
+ * the CLS token's row over the patch tokens. Each layer is [heads, T, T]; returns T - 1 values
+ * scaled to 0..1.
+ */
+export function attentionRollout(layers: readonly Float32Array[], heads: number, tokens: number): Float32Array {
+  const T = tokens;
+  let rollout = new Float64Array(T * T);
+  for (let i = 0; i < T; i++) rollout[i * T + i] = 1;
+  for (const probs of layers) {
+    const a = new Float64Array(T * T);
+    for (let h = 0; h < heads; h++) for (let j = 0; j < T * T; j++) a[j] += probs[h * T * T + j] / heads;
+    for (let i = 0; i < T; i++) {
+      a[i * T + i] += 1;
+      let sum = 0;
+      for (let j = 0; j < T; j++) sum += a[i * T + j];
+      for (let j = 0; j < T; j++) a[i * T + j] /= sum;
+    }
+    // rollout = a @ rollout (later layers on the left)
+    const next = new Float64Array(T * T);
+    for (let i = 0; i < T; i++) {
+      for (let k = 0; k < T; k++) {
+        const w = a[i * T + k];
+        if (w === 0) continue;
+        for (let j = 0; j < T; j++) next[i * T + j] += w * rollout[k * T + j];
+      }
+    }
+    rollout = next;
+  }
+  const cls = rollout.subarray(1, T);
+  let lo = Infinity, hi = -Infinity;
+  for (const v of cls) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return Float32Array.from(cls, (v) => (hi > lo ? (v - lo) / (hi - lo) : 0));
+}
+
+/** A blue-cyan-yellow-red colour map (jet-like) for t in 0..1. */
+function heatColor(t: number): [number, number, number] {
+  const c = (x: number) => Math.round(255 * Math.max(0, Math.min(1, x)));
+  return [c(1.5 - Math.abs(4 * t - 3)), c(1.5 - Math.abs(4 * t - 2)), c(1.5 - Math.abs(4 * t - 1))];
+}
+
+/**
+ * The image (its longer side at most maxSide, at least 224) with the attention grid upsampled
+ * bilinearly over it as a heat map; PNG bytes.
+ */
+export function attentionOverlayPng(image: RgbImage, grid: Float32Array, rows: number, cols: number, opts: { maxSide?: number; alpha?: number } = {}): Uint8Array {
+  const maxSide = opts.maxSide ?? 512, alpha = opts.alpha ?? 0.6;
+  const scale = Math.max(224, Math.min(maxSide, Math.max(image.width, image.height))) / Math.max(image.width, image.height);
+  const W = Math.max(1, Math.round(image.width * scale)), H = Math.max(1, Math.round(image.height * scale));
+  const rgb = W === image.width && H === image.height ? image.data : resizeRgb(image, W, H);
+  const png = new PNG({ width: W, height: H });
+  const sample = (gy: number, gx: number) => {
+    // bilinear between patch centres, clamped at the borders
+    const y = Math.min(Math.max(gy - 0.5, 0), rows - 1), x = Math.min(Math.max(gx - 0.5, 0), cols - 1);
+    const y0 = Math.floor(y), x0 = Math.floor(x), y1 = Math.min(rows - 1, y0 + 1), x1 = Math.min(cols - 1, x0 + 1);
+    const ty = y - y0, tx = x - x0;
+    const top = grid[y0 * cols + x0] * (1 - tx) + grid[y0 * cols + x1] * tx;
+    const bottom = grid[y1 * cols + x0] * (1 - tx) + grid[y1 * cols + x1] * tx;
+    return top * (1 - ty) + bottom * ty;
+  };
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const t = sample(((y + 0.5) / H) * rows, ((x + 0.5) / W) * cols);
+      const heat = heatColor(t);
+      const i = y * W + x;
+      const a = alpha * (0.3 + 0.7 * t); // cool regions let the photo show through
+      for (let ch = 0; ch < 3; ch++) png.data[4 * i + ch] = Math.round((1 - a) * rgb[3 * i + ch] + a * heat[ch]);
+      png.data[4 * i + 3] = 255;
+    }
+  }
+  return new Uint8Array(PNG.sync.write(png));
+}
+
+export interface EvalReport {
+  /** the model's labels, the confusion matrix's axes */
+  labels: string[];
+  /** confusion[true][predicted] */
+  confusion: number[][];
+  total: number;
+  correct: number;
+  accuracy: number;
+  skipped: number;
+  /** where the data came from */
+  root: string;
+  layout: string;
+}
+
+/**
+ * Evaluates a labelled folder (any supported layout). Its class names are matched to the model's
+ * labels loosely (cats / cat / Cat); a class the model does not know is an error.
+ */
+export async function evaluateFolder(
+  c: Classifier, dataDir: string, opts: { batchSize?: number; workers?: number; cacheDir?: string | null; onWarning?: (m: string) => void } = {},
+): Promise<EvalReport> {
+  const ds = scanDataset(dataDir);
+  const index = new Map(c.labels.map((l, i) => [classKey(l), i]));
+  const map = ds.classes.map((name) => index.get(classKey(name)));
+  const unknown = ds.classes.filter((_, i) => map[i] === undefined);
+  if (unknown.length) throw new Error(`--data ${ds.root}: classes ${unknown.join(', ')} are not among the model's labels (${c.labels.join(', ')})`);
+  const items = ds.items.map((it) => ({ path: it.path, label: map[it.label]! }));
+  const { imageSize, mean, std } = c.preprocessing;
+  const loader = new ImageLoader({
+    items, classes: c.labels, imageSize, mean, std, batchSize: opts.batchSize ?? 64, shuffle: false, augment: false,
+    cacheDir: opts.cacheDir ?? null, workers: opts.workers, onWarning: opts.onWarning,
+  });
+  const L = c.labels.length;
+  const confusion = Array.from({ length: L }, () => new Array<number>(L).fill(0));
+  try {
+    for await (const batch of loader.batches(0)) {
+      const n = batch.labels.length;
+      const logits = tidy(() => noGrad(() => c.model.forward(Tensor.fromArray(batch.pixels, [n, 3, imageSize, imageSize])).logits));
+      const v = await logits.toArray();
+      logits.dispose();
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let k = 1; k < L; k++) if (v[i * L + k] > v[i * L + best]) best = k;
+        confusion[batch.labels[i]][best]++;
+      }
+    }
+  } finally {
+    await loader.close();
+  }
+  const total = confusion.flat().reduce((a, b) => a + b, 0);
+  const correct = confusion.reduce((a, row, i) => a + row[i], 0);
+  return {
+    labels: c.labels, confusion, total, correct, accuracy: total ? correct / total : 0,
+    skipped: loader.skipped.length, root: ds.root, layout: ds.layout,
+  };
+}
+
+/** The report as text: per-class counts, the confusion matrix, and `accuracy: 0.xxxx` last. */
+export function formatEvalReport(r: EvalReport): string {
+  const w = Math.max(8, ...r.labels.map((l) => l.length + 2));
+  const pad = (s: string | number, n = w) => String(s).padStart(n);
+  const lines: string[] = [];
+  lines.push(`${'class'.padEnd(w)}${pad('images', 9)}${pad('correct', 9)}${pad('accuracy', 10)}`);
+  r.labels.forEach((l, i) => {
+    const n = r.confusion[i].reduce((a, b) => a + b, 0);
+    lines.push(`${l.padEnd(w)}${pad(n, 9)}${pad(r.confusion[i][i], 9)}${pad(n ? (r.confusion[i][i] / n).toFixed(4) : '-', 10)}`);
+  });
+  lines.push('');
+  lines.push('Confusion matrix (rows: true class, columns: predicted):');
+  lines.push(`${''.padEnd(w)}${r.labels.map((l) => pad(l)).join('')}`);
+  r.labels.forEach((l, i) => lines.push(`${l.padEnd(w)}${r.confusion[i].map((v) => pad(v)).join('')}`));
+  lines.push('');
+  lines.push(`accuracy: ${r.accuracy.toFixed(4)}`);
+  return lines.join('\n');
+}
