@@ -79,6 +79,8 @@ function phaseOf(d: DispatchDesc): string {
     case 'matmul': {
       // which linear layer: by its operands (the MLP activation is [B*S, mlp]; q/k/v/out weights are [D, D])
       const sizes = bindingBytes(d);
+      // the attention core's products (src/ops/attention.ts runs them here on lavapipe) read or write [B, H, S, S]
+      if (sizes.includes(B * H * S * S * 4)) return 'attention core (QK^T, softmax, PV)';
       if (sizes.includes(rowsTokens * M * 4)) return 'MLP matmuls (fc1, fc2)';
       if (sizes.includes(D * D * 4)) return 'attention matmuls (q, k, v, out)';
       return 'other matmuls (patch embedding, classifier)';

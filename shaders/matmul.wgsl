@@ -22,6 +22,13 @@ struct Params {
   offsetB: u32,
   offsetC: u32,
   hasBias: u32,  // a uniform, not an override: one pipeline fewer, and the branch is cheap
+  ldA: u32,      // row pitch of a, b and c as stored (K or M for a, N or K for b, N for c unless given)
+  ldB: u32,
+  ldC: u32,
+  heads: u32,    // batch item z is (z / heads, z % heads): strides above for the first, below for the second
+  headStrideA: u32,
+  headStrideB: u32,
+  headStrideC: u32,
   alpha: f32,
 }
 @group(0) @binding(0) var<uniform> params: Params;
@@ -42,13 +49,18 @@ override VEC_B: bool = false;
 override WG_N: u32 = 8;
 
 fn aIndex(base: u32, m: u32, k: u32) -> u32 {
-  if (TRANS_A) { return base + k * params.M + m; }
-  return base + m * params.K + k;
+  if (TRANS_A) { return base + k * params.ldA + m; }
+  return base + m * params.ldA + k;
 }
 
 fn bIndex(base: u32, k: u32, n: u32) -> u32 {
-  if (TRANS_B) { return base + n * params.K + k; }
-  return base + k * params.N + n;
+  if (TRANS_B) { return base + n * params.ldB + k; }
+  return base + k * params.ldB + n;
+}
+
+// first element of batch item z of an operand (z / heads steps by stride, z % heads by headStride)
+fn itemBase(z: u32, offset: u32, stride: u32, headStride: u32) -> u32 {
+  return offset + (z / params.heads) * stride + (z % params.heads) * headStride;
 }
 
 // Epilogue helpers shared by both kernels. On lavapipe every buffer access compiles to a loop over the
@@ -63,7 +75,7 @@ fn biasAt(n: vec4u) -> vec4f {
 
 // c[m, n] = v, or += v when accumulating
 fn storeC(base: u32, m: u32, n: u32, v: f32) {
-  let i = base + m * params.N + n;
+  let i = base + m * params.ldC + n;
   if (ACCUMULATE) {
     c[i] += v;
   } else {
@@ -83,12 +95,12 @@ fn loadBBlock(base: u32, k: u32, n: u32) -> mat4x4f {
   if (VEC_B && TRANS_B) {
     // each column of the block is 4 consecutive k of one row of B^T; K % 4 == 0 keeps the vec4 whole
     for (var j = 0u; j < 4u; j++) {
-      blk[j] = b4[(base + min(n + j, N - 1u) * K + min(k, K - 4u)) / 4u];
+      blk[j] = b4[(base + min(n + j, N - 1u) * params.ldB + min(k, K - 4u)) / 4u];
     }
     blk = transpose(blk);
   } else if (VEC_B) {
     for (var r = 0u; r < 4u; r++) {
-      blk[r] = b4[(base + min(k + r, K - 1u) * N + min(n, N - 4u)) / 4u];
+      blk[r] = b4[(base + min(k + r, K - 1u) * params.ldB + min(n, N - 4u)) / 4u];
     }
   } else {
     for (var r = 0u; r < 4u; r++) {
@@ -105,7 +117,7 @@ fn loadBBlock(base: u32, k: u32, n: u32) -> mat4x4f {
 
 // C rows row0.. and columns col0..col0+3 of batch item z from the register tile (alpha, bias, bounds)
 fn storeRegisterTile(z: u32, row0: u32, col0: u32, tile: array<vec4f, RT_M>) {
-  let baseC = params.offsetC + z * params.strideC;
+  let baseC = itemBase(z, params.offsetC, params.strideC, params.headStrideC);
   let cols = col0 + vec4u(0u, 1u, 2u, 3u);
   let biasv = biasAt(cols);
   // a run-time row count keeps this loop rolled (less code to compile); it indexes a copy of the
@@ -122,8 +134,8 @@ fn storeRegisterTile(z: u32, row0: u32, col0: u32, tile: array<vec4f, RT_M>) {
 fn matmul_register(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = params.M;
   let K = params.K;
-  let baseA = params.offsetA + wg.z * params.strideA;
-  let baseB = params.offsetB + wg.z * params.strideB;
+  let baseA = itemBase(wg.z, params.offsetA, params.strideA, params.headStrideA);
+  let baseB = itemBase(wg.z, params.offsetB, params.strideB, params.headStrideB);
   let row0 = wg.y * RT_M;
   let col0 = (wg.x * WG_N + lid.x) * 4u;
   var acc: array<vec4f, RT_M>;
@@ -159,8 +171,8 @@ fn matmul_shared(
   let M = params.M;
   let N = params.N;
   let K = params.K;
-  let baseA = params.offsetA + wg.z * params.strideA;
-  let baseB = params.offsetB + wg.z * params.strideB;
+  let baseA = itemBase(wg.z, params.offsetA, params.strideA, params.headStrideA);
+  let baseB = itemBase(wg.z, params.offsetB, params.strideB, params.headStrideB);
   let row0 = wg.y * TS;
   let col0 = wg.x * TS;
   var acc: array<vec4f, 4>;  // acc[i][j]: row lid.y + 16 i, column lid.x + 16 j
@@ -192,7 +204,7 @@ fn matmul_shared(
     }
     workgroupBarrier();
   }
-  let baseC = params.offsetC + wg.z * params.strideC;
+  let baseC = itemBase(wg.z, params.offsetC, params.strideC, params.headStrideC);
   let cols = col0 + lid.x + THREADS * vec4u(0u, 1u, 2u, 3u);
   let biasv = biasAt(cols);
   for (var i = 0u; i < 4u; i++) {

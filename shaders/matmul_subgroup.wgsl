@@ -16,8 +16,8 @@ fn matmul_register_subgroup(
 ) {
   let M = params.M;
   let K = params.K;
-  let baseA = params.offsetA + wg.z * params.strideA;
-  let baseB = params.offsetB + wg.z * params.strideB;
+  let baseA = itemBase(wg.z, params.offsetA, params.strideA, params.headStrideA);
+  let baseB = itemBase(wg.z, params.offsetB, params.strideB, params.headStrideB);
   let row0 = wg.y * RT_M;
   let col0 = (wg.x * WG_N + lid.x) * 4u;
   // WebGPU subgroups have at least 4 invocations; 8 lets a step cover two 4-row blocks of B

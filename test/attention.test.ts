@@ -4,6 +4,7 @@ import { dropout as elementwiseDropout } from '../src/ops/elementwise.ts';
 import { attention, type AttentionOptions } from '../src/ops/attention.ts';
 import { attentionForwardRef, attentionBackwardRef, type AttentionRefShape } from '../src/ref/attention.ts';
 import { assertClose, gradCheck, randn } from './helpers.ts';
+import { Device } from '../src/gpu/device.ts';
 
 const fwdTol = { relL2: 1e-5, nmax: 1e-4 };
 const gradTol = { relL2: 5e-5, nmax: 5e-4 };
@@ -11,7 +12,9 @@ const gradTol = { relL2: 5e-5, nmax: 5e-4 };
 interface Case { batch: number; seq: number; heads: number; headDim: number }
 
 /** Runs the op forward and backward on seeded data and compares everything with the float64 reference. */
-async function checkAgainstRef(c: Case, opts: Omit<AttentionOptions, 'heads'> = {}, inputScale = 1, seed = 1): Promise<void> {
+async function checkAgainstRef(
+  c: Case, opts: Omit<AttentionOptions, 'heads'> = {}, inputScale = 1, seed = 1, device?: Device,
+): Promise<void> {
   const { batch: B, seq: S, heads: H, headDim: D } = c;
   const E = H * D;
   const n = B * S * E;
@@ -22,15 +25,15 @@ async function checkAgainstRef(c: Case, opts: Omit<AttentionOptions, 'heads'> = 
   const grads = attentionBackwardRef(q, k, v, dc, shape);
   const name = `B${B} S${S} H${H} hd${D}`;
   await tidy(async () => {
-    const tq = Tensor.fromArray(q, [B, S, E], { requiresGrad: true });
-    const tk = Tensor.fromArray(k, [B, S, E], { requiresGrad: true });
-    const tv = Tensor.fromArray(v, [B, S, E], { requiresGrad: true });
+    const tq = Tensor.fromArray(q, [B, S, E], { requiresGrad: true, device });
+    const tk = Tensor.fromArray(k, [B, S, E], { requiresGrad: true, device });
+    const tv = Tensor.fromArray(v, [B, S, E], { requiresGrad: true, device });
     const { context, probs } = attention(tq, tk, tv, { heads: H, ...opts, returnProbs: true });
     if (probs!.shape.join() !== [B, H, S, S].join()) throw new Error(`probs shape [${probs!.shape}]`);
     if (context.shape.join() !== [B, S, E].join()) throw new Error(`context shape [${context.shape}]`);
     assertClose(`${name} context`, await context.toArray(), ref.context, fwdTol);
     assertClose(`${name} probs`, await probs!.toArray(), ref.probs, fwdTol);
-    context.backward(Tensor.fromArray(dc, [B, S, E]));
+    context.backward(Tensor.fromArray(dc, [B, S, E], { device }));
     assertClose(`${name} dq`, await tq.grad!.toArray(), grads.dq, gradTol);
     assertClose(`${name} dk`, await tk.grad!.toArray(), grads.dk, gradTol);
     assertClose(`${name} dv`, await tv.grad!.toArray(), grads.dv, gradTol);
@@ -53,6 +56,18 @@ for (const c of shapes) {
   test(`forward and backward match the reference (B=${c.batch} S=${c.seq} H=${c.heads} hd=${c.headDim})`, () =>
     checkAgainstRef(c));
 }
+
+// Without subgroups (or off lavapipe's register variant) the products run attention.wgsl's batched_matmul
+// instead of the linear layers' subgroup kernel.
+test('device without subgroups: the batched_matmul fallback matches the reference', async () => {
+  const device = await Device.create({ disableFeatures: ['subgroups'] });
+  try {
+    await checkAgainstRef({ batch: 2, seq: 17, heads: 3, headDim: 10 }, {}, 1, 1, device);
+    await checkAgainstRef({ batch: 1, seq: 26, heads: 2, headDim: 16 }, { dropout: 0.2, seed: 5, headMask: [1.5, 0.5] }, 1, 2, device);
+  } finally {
+    device.destroy();
+  }
+});
 
 test('large scores stay finite and accurate (max-subtracted softmax), custom scale', async () => {
   await checkAgainstRef({ batch: 2, seq: 26, heads: 2, headDim: 16 }, {}, 12);

@@ -175,6 +175,36 @@ test('matmulKernel: register shares A by subgroup shuffles only where the device
   }
 });
 
+test('matmulRaw register: row pitches and head strides address head slices of [B, S, H*hd]', () => tidy(async () => {
+  const [B, S, H, hd] = [2, 9, 3, 8];
+  const W = H * hd;
+  const x = randn(B * S * W, 300), y = randn(B * S * W, 301);
+  const slice = (t: Float32Array, b: number, h: number) => {
+    const out = new Float32Array(S * hd);
+    for (let s = 0; s < S; s++) out.set(t.subarray(b * S * W + s * W + h * hd, b * S * W + s * W + (h + 1) * hd), s * hd);
+    return out;
+  };
+  const tx = Tensor.fromArray(x, [x.length]), ty = Tensor.fromArray(y, [y.length]);
+  const heads = { batch: B * H, heads: H, batchStrideA: S * W, batchStrideB: S * W, headStrideA: hd, headStrideB: hd, ldA: W, ldB: W };
+  // x_h y_h^T (S x S per head, packed), then x_h^T y_h (hd x hd) written into head slices of a [B, hd, H*hd]
+  const scores = Tensor.empty([B * H * S * S]);
+  matmulRaw(tx, ty, scores, { M: S, N: S, K: hd, transB: true, alpha: 0.5, ...heads });
+  const gram = Tensor.fromArray(new Float32Array(B * hd * W).fill(7), [B * hd * W]);
+  matmulRaw(tx, ty, gram, { M: hd, N: hd, K: S, transA: true, ...heads, ldC: W, batchStrideC: hd * W, headStrideC: hd });
+  const gotScores = await scores.toArray(), gotGram = await gram.toArray();
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const xs = slice(x, b, h), ys = slice(y, b, h), z = b * H + h;
+      const wantS = matmulRef(xs, ys, { M: S, N: S, K: hd, transB: true, alpha: 0.5 });
+      assertClose(`scores b${b} h${h}`, gotScores.subarray(z * S * S, (z + 1) * S * S), wantS, fwdTol);
+      const wantG = matmulRef(xs, ys, { M: hd, N: hd, K: S, transA: true });
+      const gotG = new Float32Array(hd * hd);
+      for (let r = 0; r < hd; r++) gotG.set(gotGram.subarray(b * hd * W + r * W + h * hd, b * hd * W + r * W + (h + 1) * hd), r * hd);
+      assertClose(`gram b${b} h${h}`, gotG, wantG, fwdTol);
+    }
+  }
+}));
+
 test('device without subgroups: skips matmul_subgroup.wgsl, runs the plain register kernel and linear', async () => {
   const device = await Device.create({ disableFeatures: ['subgroups'] });
   try {

@@ -3,6 +3,7 @@
 //   scores = q_h k_h^T * scale; p = softmax(scores); p' = dropout(p) * headMask[h]; context_h = p' v_h
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
+import { matmulKernel, matmulRaw } from './matmul.ts';
 
 export interface AttentionOptions {
   heads: number;
@@ -34,21 +35,44 @@ interface Layout { batch: number; head: number; row: number; col: number }
 
 const transpose = (l: Layout): Layout => ({ ...l, row: l.col, col: l.row });
 
-/** C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. */
+/** A layout as matmulRaw's operand: stored row-major (col 1) or transposed (row 1), with its row pitch. */
+function asOperand(l: Layout): { trans: boolean; ld: number } | null {
+  if (l.col === 1) return { trans: false, ld: l.row };
+  if (l.row === 1) return { trans: true, ld: l.col };
+  return null;
+}
+
+/**
+ * C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. Where the
+ * linear layers' subgroup kernel runs (lavapipe), it does this too via per-head strides: 10-30% faster
+ * than attention.wgsl's batched_matmul, which stays for the rest (the plain register kernel is 2-3x slower).
+ */
 function batchedMatmul(
   a: Tensor, aLayout: Layout, b: Tensor, bLayout: Layout, c: Tensor, cLayout: Layout,
   dims: { m: number; n: number; k: number; batch: number; heads: number }, alpha = 1,
 ): void {
   const { m, n, k, batch, heads } = dims;
+  const device = c.device;
+  const opA = asOperand(aLayout), opB = asOperand(bLayout);
+  const subgroupKernel = matmulKernel(device.matmulVariant, device.features).entry === 'matmul_register_subgroup';
+  if (subgroupKernel && opA && opB && cLayout.col === 1) {
+    matmulRaw(a, b, c, {
+      M: m, N: n, K: k, batch: batch * heads, heads, alpha,
+      transA: opA.trans, transB: opB.trans, ldA: opA.ld, ldB: opB.ld, ldC: cLayout.row,
+      batchStrideA: aLayout.batch, batchStrideB: bLayout.batch, batchStrideC: cLayout.batch,
+      headStrideA: aLayout.head, headStrideB: bLayout.head, headStrideC: cLayout.head,
+    });
+    return;
+  }
   const invocations = batch * heads * Math.ceil(m / TILE) * Math.ceil(n / TILE);
   if (invocations === 0) return;
   const operand = (l: Layout) => [l.batch, l.head, l.row, l.col];
-  c.device.dispatch({
+  device.dispatch({
     shader: 'attention', entry: 'batched_matmul', constants: { WG },
     u: [m, n, k, heads, batch * heads, ...operand(aLayout), ...operand(bLayout), ...operand(cLayout)],
     f: [alpha],
     bindings: [a.binding, b.binding, c.binding],
-    workgroups: c.device.grid(invocations, WG),
+    workgroups: device.grid(invocations, WG),
   });
 }
 

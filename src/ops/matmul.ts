@@ -14,7 +14,7 @@ export interface MatmulParams {
   transA?: boolean;
   /** b holds B^T ([N, K] per batch item) */
   transB?: boolean;
-  /** elements between batch items; default M*K, K*N, M*N; 0 shares one operand across the batch */
+  /** elements between batch items (with `heads`: groups of them); default M*K, K*N, M*N (times heads); 0 shares one operand across the batch */
   batchStrideA?: number;
   batchStrideB?: number;
   batchStrideC?: number;
@@ -22,6 +22,19 @@ export interface MatmulParams {
   offsetA?: number;
   offsetB?: number;
   offsetC?: number;
+  /** row pitch of each operand as stored (default its row length: K or M for a, N or K for b, N for out) */
+  ldA?: number;
+  ldB?: number;
+  ldC?: number;
+  /**
+   * split the batch into (batch / heads) x heads items (default 1): item i starts at
+   * offset + floor(i / heads) * batchStride + (i % heads) * headStride, e.g. head slices of [B, S, H*hd];
+   * headStride defaults to M*K, K*N, M*N
+   */
+  heads?: number;
+  headStrideA?: number;
+  headStrideB?: number;
+  headStrideC?: number;
   /** [N], added to every row */
   bias?: Tensor | null;
   /** out += result instead of out = result */
@@ -61,35 +74,52 @@ function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
 export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
   const { M, N, K } = p;
   const batch = p.batch ?? 1;
-  const strideA = p.batchStrideA ?? M * K, strideB = p.batchStrideB ?? K * N, strideC = p.batchStrideC ?? M * N;
   const offsetA = p.offsetA ?? 0, offsetB = p.offsetB ?? 0, offsetC = p.offsetC ?? 0;
+  const transA = p.transA ?? false, transB = p.transB ?? false;
+  // stored rows x row length of each operand
+  const [rowsA, colsA] = transA ? [K, M] : [M, K];
+  const [rowsB, colsB] = transB ? [N, K] : [K, N];
+  const ldA = p.ldA ?? colsA, ldB = p.ldB ?? colsB, ldC = p.ldC ?? N;
+  const heads = p.heads ?? 1;
+  // by default the batch items lie one after another, whether split into heads or not
+  const headA = p.headStrideA ?? M * K, headB = p.headStrideB ?? K * N, headC = p.headStrideC ?? M * N;
+  const strideA = p.batchStrideA ?? heads * headA, strideB = p.batchStrideB ?? heads * headB;
+  const strideC = p.batchStrideC ?? heads * headC;
   const bias = p.bias ?? null;
   const desc = `M=${M} N=${N} K=${K} batch=${batch}`;
   for (const [v, name] of [[M, 'M'], [N, 'N'], [K, 'K'], [batch, 'batch']] as const) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`matmulRaw: ${name} is ${v}`);
   }
+  if (!Number.isInteger(heads) || heads < 1 || batch % heads !== 0) {
+    throw new Error(`matmulRaw: batch ${batch} does not split into ${heads} heads`);
+  }
+  for (const [ld, cols, name] of [[ldA, colsA, 'ldA'], [ldB, colsB, 'ldB'], [ldC, N, 'ldC']] as const) {
+    if (!Number.isInteger(ld) || ld < cols) throw new Error(`matmulRaw: ${name} ${ld} is under the row length ${cols}`);
+  }
   if (M === 0 || N === 0 || batch === 0) return; // (K = 0 runs: an empty sum, then the epilogue)
-  const fits = (t: Tensor, offset: number, stride: number, n: number, what: string) => {
-    const want = offset + stride * (batch - 1) + n;
+  const fits = (t: Tensor, offset: number, stride: number, head: number, rows: number, cols: number, ld: number, what: string) => {
+    if (rows === 0 || cols === 0) return;
+    const want = offset + stride * (batch / heads - 1) + head * (heads - 1) + (rows - 1) * ld + cols;
     if (t.size < want) throw new Error(`matmulRaw: ${what} [${t.shape}] has ${t.size} elements, ${desc} reads ${want}`);
   };
-  fits(a, offsetA, strideA, M * K, 'a');
-  fits(b, offsetB, strideB, K * N, 'b');
-  fits(out, offsetC, strideC, M * N, 'out');
+  fits(a, offsetA, strideA, headA, rowsA, colsA, ldA, 'a');
+  fits(b, offsetB, strideB, headB, rowsB, colsB, ldB, 'b');
+  fits(out, offsetC, strideC, headC, M, N, ldC, 'out');
   if (bias && bias.size !== N) throw new Error(`matmulRaw: bias [${bias.shape}] must have N=${N} elements`);
   for (const t of [a, b, bias]) {
     if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b or bias');
   }
   const device = out.device;
   const variant = p.variant ?? device.matmulVariant;
-  const transA = p.transA ?? false, transB = p.transB ?? false;
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
   // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
   const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding];
   let workgroups: [number, number, number];
   if (variant === 'register') {
-    const rowLength = transB ? K : N;
-    constants.VEC_B = +(rowLength % 4 === 0 && offsetB % 4 === 0 && (batch === 1 || strideB % 4 === 0));
+    // a stride matters only when it is used
+    const steps = [colsB, ldB, offsetB, batch > heads ? strideB : 0, heads > 1 ? headB : 0];
+    const aligned = steps.every((v) => v % 4 === 0);
+    constants.VEC_B = +aligned;
     constants.WG_N = REGISTER_LANES;
     bindings.push(binding16(b));
     workgroups = [Math.ceil(N / (4 * REGISTER_LANES)), Math.ceil(M / REGISTER_ROWS), batch];
@@ -101,7 +131,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   }
   device.dispatch({
     ...matmulKernel(variant, device.features), constants,
-    u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias], f: [p.alpha ?? 1], bindings, workgroups,
+    u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias, ldA, ldB, ldC, heads, headA, headB, headC], f: [p.alpha ?? 1], bindings, workgroups,
   });
 }
 
