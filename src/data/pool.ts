@@ -50,7 +50,8 @@ export class WorkerPool {
       if ('ready' in res) {
         // Unref again once started: on Node 20 the unref() at spawn does not stick for a worker
         // that is still booting, and it would keep the process alive.
-        if (!slot.busy) worker.unref();
+        if (slot.busy) worker.ref();
+        else worker.unref();
         return;
       }
       const p = slot.busy;
@@ -58,6 +59,7 @@ export class WorkerPool {
       worker.unref();
       p?.resolve(res);
       this.pump();
+      this.updateKeepAlive();
     });
     const fail = (why: string) => {
       if (!this.slots.includes(slot)) return;
@@ -105,10 +107,24 @@ export class WorkerPool {
       slot.worker.ref(); // a job in flight keeps the process alive until it answers
       slot.worker.postMessage(p.job);
     }
+    this.updateKeepAlive();
+  }
+
+  // ref() on a worker that is still booting does not always stick on Node 20, so while jobs are
+  // in flight a timer also keeps the event loop alive (else an awaiting consumer could be dropped).
+  private keepAlive: ReturnType<typeof setInterval> | null = null;
+  private updateKeepAlive(): void {
+    const inFlight = !this.closed && (this.queue.length > 0 || this.slots.some((s) => s.busy));
+    if (inFlight && !this.keepAlive) this.keepAlive = setInterval(() => {}, 60_000);
+    if (!inFlight && this.keepAlive) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = null;
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.updateKeepAlive();
     const slots = this.slots;
     this.slots = [];
     // Jobs still queued or in flight fail, so no awaiting consumer hangs.
