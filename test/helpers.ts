@@ -1,24 +1,15 @@
 // Shared test helpers: one device for the whole run, seeded data, comparisons that say where they fail.
 import { Device } from '../src/gpu/device.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
+import { rng } from '../src/data/random.ts';
+
+export { rng };
 
 export const SHARED = new URL('../../shared/', import.meta.url).pathname;
 
 export async function setupDevice(): Promise<Device> {
   if (Device.hasDefault) return Device.default;
   return Device.create({ debug: process.env.VITCATS_DEBUG === '1' });
-}
-
-/** Deterministic PRNG (mulberry32) for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n standard-normal-ish floats (Box-Muller), times `scale`. */

@@ -23,10 +23,6 @@ export interface ViTForwardOptions {
   headMask?: HeadMask | null;
 }
 
-function pair(v: number | readonly number[]): [number, number] {
-  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
-}
-
 export class ViTPatchEmbeddings extends Module {
   readonly imageSize: [number, number];
   readonly patchSize: [number, number];
@@ -36,8 +32,8 @@ export class ViTPatchEmbeddings extends Module {
 
   constructor(config: ViTConfig) {
     super();
-    this.imageSize = pair(config.image_size);
-    this.patchSize = pair(config.patch_size);
+    this.imageSize = config.imageHW;
+    this.patchSize = config.patchHW;
     this.numChannels = config.num_channels;
     this.numPatches = (this.imageSize[0] / this.patchSize[0]) * (this.imageSize[1] / this.patchSize[1]);
     const fanIn = this.numChannels * this.patchSize[0] * this.patchSize[1];
