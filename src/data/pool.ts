@@ -131,6 +131,12 @@ export class WorkerPool {
     const err = new Error('WorkerPool closed');
     for (const s of slots) s.busy?.reject(err);
     for (const p of this.queue.splice(0)) p.reject(err);
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // terminate() of an unref'd worker resolves only if something keeps the event loop alive
+    const alive = setInterval(() => {}, 60_000);
+    try {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+    } finally {
+      clearInterval(alive);
+    }
   }
 }
