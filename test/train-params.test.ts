@@ -7,6 +7,7 @@ import {
   loadParams, modelPreset, MODEL_PRESET_NAMES, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
 } from '../src/train/params.ts';
 import { ViTConfig } from '../src/vit/config.ts';
+import { DEFAULT_PARAMS } from '../examples/catsvdogs.ts';
 
 // A scratch folder with a training folder and a helper to write params files into it.
 const root = mkdtempSync(join(tmpdir(), 'train-params-'));
@@ -153,6 +154,20 @@ test('synthetic, augment and nullable switches', () => {
   assert.is(load(['--no-cache-dir'], file).cache_dir, null);
   assert.is(load(['--download'], undefined).train_dir, join(root, 'data/PetImages'));
   assert.is(load(['--download'], undefined).synthetic, null);
+  // --download over a file that generates the built-in set (the shipped demo): the flag wins
+  const demo = paramsFile({ train_dir: 'demo-set', synthetic: { per_class: 10, size: 32 } }, 'demo.json');
+  const dl = load(['--download'], demo);
+  assert.is(dl.synthetic, null);
+  assert.is(dl.train_dir, join(root, 'data/PetImages'));
+  assert.is(load(['--download', '--train-dir', 'pets'], demo).train_dir, join(root, 'pets'));
+  assert.is(load(['--download'], paramsFile({ download: false })).train_dir, join(root, 'train'));
+});
+
+test('--download works over the shipped demo params.json', () => {
+  const p = loadParams({ file: DEFAULT_PARAMS, argv: ['--download'], cwd: root });
+  assert.is(p.synthetic, null);
+  assert.ok(p.download);
+  assert.is(p.train_dir, join(root, 'data/PetImages'));
 });
 
 test('--params names the file to read', () => {

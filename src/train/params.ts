@@ -673,7 +673,14 @@ class Draft {
     const sourceOf = (field: string) => this.sources[field] ?? DEFAULT;
     const problem = (field: string, message: string) => this.report(field, sourceOf(field), message, this.setBy[field]?.spelled);
 
-    // Where the data comes from: the built-in set unless a folder or the download is asked for.
+    // Where the data comes from: the built-in set unless a folder or the download is asked for. A
+    // --download flag over a params file that generates the built-in set (the shipped demo) replaces
+    // that file's data source: no synthetic set, and the default download folder unless a flag names one.
+    const fromFile = (field: string) => explicit(field) && this.sources[field] !== COMMAND_LINE;
+    if (v.download === true && this.sources.download === COMMAND_LINE && this.synthetic && fromFile('synthetic')) {
+      this.synthetic = null;
+      if (fromFile('train_dir')) delete this.sources.train_dir;
+    }
     if (!explicit('synthetic') && !explicit('train_dir') && v.download !== true) this.synthetic = { ...DEFAULT_SYNTHETIC };
     if (!explicit('train_dir') && v.download === true) v.train_dir = DOWNLOAD_TRAIN_DIR;
     for (const key of ['train_dir', 'out_dir', 'cache_dir'] as const) {
