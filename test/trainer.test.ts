@@ -19,6 +19,7 @@ import { scanDataset } from '../src/data/layouts.ts';
 import { evaluate, learningRate } from '../src/train/trainer.ts';
 import { attentionRollout } from '../src/train/inference.ts';
 import { SHARED } from './helpers.ts';
+import { parseSafetensors } from '../src/io/safetensors.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-test-'));
 const PHOTOS = join(SHARED, 'data/catsdogs');
@@ -126,6 +127,40 @@ test('photos: the saved model gives the same validation loss and accuracy', asyn
     await loader.close();
     model.dispose();
   }
+});
+
+test('photos: fine-tuning from `pretrained` starts from its weights, with a new 3-class head', async () => {
+  // a third class (a copy of some cats) so the classifier's shape no longer matches the checkpoint
+  const three = join(root, 'photos3');
+  for (const [cls, from] of [['cats', 'cats'], ['dogs', 'dogs'], ['foxes', 'cats']]) {
+    mkdirSync(join(three, cls), { recursive: true });
+    for (const f of readdirSync(join(slice, 'train', from)).slice(0, 8)) copyFileSync(join(slice, 'train', from, f), join(three, cls, f));
+  }
+  const out = join(root, 'run-finetune');
+  // a vanishing lr: after one epoch the weights must still be the checkpoint's
+  const params = writeParams('finetune.json', {
+    train_dir: 'photos3', val_split: 0.25, out_dir: 'run-finetune', cache_dir: 'cache', pretrained: 'run-photos/last',
+    epochs: 1, lr: 1e-12, weight_decay: 0, batch_size: 8, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], workers: 1,
+  });
+  const r = await run(['--params', params]);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.ok(r.out.concat(r.err).some((l) => /fine-tuning .*run-photos/.test(l)), 'the log names the checkpoint');
+  const cfg = JSON.parse(readFileSync(join(out, 'last', 'config.json'), 'utf8'));
+  assert.equal(cfg.id2label, { 0: 'cats', 1: 'dogs', 2: 'foxes' });
+  assert.is(cfg.hidden_size, TINY.hidden_size); // the checkpoint's architecture, not a preset's
+  const read = (dir: string) => parseSafetensors(readFileSync(join(dir, 'model.safetensors')), dir).tensors;
+  const before = read(join(photoOut, 'last'));
+  const after = read(join(out, 'last'));
+  assert.equal(after.get('classifier.weight')!.shape, [3, TINY.hidden_size]);
+  let compared = 0;
+  for (const [name, t] of before) {
+    if (name.startsWith('classifier.')) continue;
+    const a = t.data as Float32Array, b = after.get(name)!.data as Float32Array;
+    assert.is(b.length, a.length, name);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6, `${name}[${i}]: ${a[i]} vs ${b[i]}`);
+    compared++;
+  }
+  assert.ok(compared > 10);
 });
 
 test('photos: eval prints counts, a confusion matrix and accuracy last; predict labels images', async () => {
