@@ -428,6 +428,9 @@ export class ViTForImageClassification extends Module {
     this.classifier = this.child('classifier', new Linear(this.config.hidden_size, this.config.numLabels, { std: this.config.initializer_range }));
   }
 
+  /** With labels the output's loss is a Tensor (typed so), without it is null. */
+  forward(pixelValues: Tensor, opts: ClassificationForwardOptions & { labels: NonNullable<ClassificationForwardOptions['labels']> }): ImageClassifierOutput & { loss: Tensor };
+  forward(pixelValues: Tensor, opts?: ClassificationForwardOptions): ImageClassifierOutput;
   forward(pixelValues: Tensor, opts: ClassificationForwardOptions = {}): ImageClassifierOutput {
     const out = this.vit.forward(pixelValues, opts);
     const logits = this.classifier.forward(selectToken(out.lastHiddenState, 0));
