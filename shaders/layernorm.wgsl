@@ -11,27 +11,9 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> params: Params;
 
-override WG: u32 = 64;          // threads per row (a power of two)
+#include "rows.wgsl"
+
 override CHUNK_ROWS: u32 = 32;  // rows per partial sum of the parameter gradients
-
-var<workgroup> partial: array<vec2f, WG>;
-
-// Tree sum of one vec2 per thread across the workgroup; every thread gets the total.
-fn workgroup_sum(lid: u32, v: vec2f) -> vec2f {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier(); // everyone has read partial[0] before it is reused
-  return total;
-}
-
-fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
 
 // ---- forward -----------------------------------------------------------------------------
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -13,39 +13,9 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> params: Params;
 
-override WG: u32 = 64;  // threads per row (a power of two)
-
-var<workgroup> partial: array<vec2f, WG>;
-
-fn workgroup_sum(lid: u32, v: vec2f) -> vec2f {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-  partial[lid] = vec2f(v, 0.0);
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid].x = max(partial[lid].x, partial[lid + s].x); }
-    workgroupBarrier();
-  }
-  let total = partial[0].x;
-  workgroupBarrier();
-  return total;
-}
+#include "rows.wgsl"
 
 const LOWEST: f32 = -0x1.fffffep+127f; // the lowest finite f32
-
-fn row_index(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
 
 fn quiet_nan() -> f32 {
   var bits = 0x7fc00000u; // a var, so the bitcast is not a constant expression

@@ -10,6 +10,10 @@ import { setupDevice } from './helpers.ts';
 const dir = dirname(fileURLToPath(import.meta.url));
 const filter = process.argv[2] ?? '';
 const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts') && f.includes(filter)).sort();
+if (files.length === 0) {
+  console.error(`no test file in test/ has "${filter}" in its name`);
+  process.exit(1);
+}
 
 await setupDevice();
 (globalThis as any).UVU_DEFER = 1;
