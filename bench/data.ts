@@ -1,5 +1,5 @@
 // Data pipeline throughput on real photos: decode + resize, cold (workers) and from the warm cache.
-//   node --import tsx bench/data.ts [N=500] [imageSize=32]
+//   npm run bench:data -- [N=500] [imageSize=32]
 // N photos: the first N/2 of each class folder of ../shared/data/catsdogs/train (read in place).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, availableParallelism, loadavg } from 'node:os';

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Device, type DeviceOptions } from '../src/gpu/device.ts';
 import { loadParams, paramsHelp, ParamsError } from '../src/train/params.ts';
 import { train, TrainerError, type TrainOptions } from '../src/train/trainer.ts';
-import { loadClassifier, predictImages, attentionOverlayPng, evaluateFolder, formatEvalReport } from '../src/train/inference.ts';
+import { loadClassifier, predictImages, attentionOverlayPng, evaluateFolder, formatEvalReport, modelView } from '../src/train/inference.ts';
 import type { ProgressStream } from '../src/train/progress.ts';
 import { decodeFile } from '../src/data/decode.ts';
 import { DatasetError } from '../src/data/layouts.ts';
@@ -24,13 +24,14 @@ const USAGE = `Usage:
   npm run catsvdogs -- [train] [--params FILE] [--FIELD VALUE ...] [--resume | --overwrite]
       Train a ViT (default params: examples/params.json, the built-in synthetic set).
       --resume continues the run saved in out_dir; --overwrite replaces it. Ctrl-C saves and stops.
-  npm run catsvdogs -- predict --checkpoint DIR [--attention-map OUT.png] IMAGE ...
+  npm run catsvdogs -- predict --checkpoint DIR [--attention-map OUT.png] [--crop-pct X] IMAGE ...
       Label and probability per image; with --attention-map, the image with the CLS attention
       rollout overlaid (OUT-1.png, OUT-2.png, ... for several images).
-  npm run catsvdogs -- eval --checkpoint DIR --data DIR [--batch-size N] [--workers N]
+  npm run catsvdogs -- eval --checkpoint DIR --data DIR [--batch-size N] [--workers N] [--crop-pct X]
       Per-class counts, the confusion matrix and the accuracy on a labelled folder.
   DIR for --checkpoint: a checkpoint folder (config.json + model.safetensors) or a training out_dir
-  (its best/ is used).`;
+  (its best/ is used). Images are preprocessed as the checkpoint's preprocessor_config.json says
+  (size, mean, std, crop_pct); --crop-pct X overrides its centre crop.`;
 
 export interface CliIO {
   /** results and epoch lines (stdout) */
@@ -81,6 +82,15 @@ function positiveInt(flags: Record<string, string | true>, name: string): number
   return n;
 }
 
+/** --crop-pct overrides the checkpoint's centre crop (preprocessor_config.json's crop_pct). */
+function cropFlag(flags: Record<string, string | true>): number | undefined {
+  const v = flags['crop-pct'];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new UsageError(`--crop-pct: expected a number with 0 < x <= 1, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 async function runTrain(argv: string[], io: CliIO, hooks: CliHooks): Promise<number> {
   // --overwrite is the CLI's own switch; the rest are params fields.
   let overwrite = false;
@@ -103,11 +113,11 @@ function mapPath(out: string, index: number, count: number): string {
 }
 
 async function runPredict(argv: string[], io: CliIO): Promise<number> {
-  const { flags, positional } = parseFlags(argv, { checkpoint: 'value', 'attention-map': 'value', 'batch-size': 'value' });
+  const { flags, positional } = parseFlags(argv, { checkpoint: 'value', 'attention-map': 'value', 'batch-size': 'value', 'crop-pct': 'value' });
   if (typeof flags.checkpoint !== 'string') throw new UsageError('predict needs --checkpoint DIR');
   if (positional.length === 0) throw new UsageError('predict needs at least one image file');
   const mapOut = typeof flags['attention-map'] === 'string' ? flags['attention-map'] : null;
-  const c = await loadClassifier(flags.checkpoint);
+  const c = await loadClassifier(flags.checkpoint, { cropPct: cropFlag(flags) });
   try {
     if (c.note) io.err(c.note);
     const results = await predictImages(c, positional, { attention: mapOut !== null, batchSize: positiveInt(flags, 'batch-size') });
@@ -121,7 +131,7 @@ async function runPredict(argv: string[], io: CliIO): Promise<number> {
       io.out(`${r.path}: ${r.label} ${r.probability.toFixed(4)}`);
       if (mapOut && r.attention) {
         const file = mapPath(mapOut, i, results.length);
-        writeFileSync(file, attentionOverlayPng(decodeFile(r.path), r.attention.grid, r.attention.rows, r.attention.cols));
+        writeFileSync(file, attentionOverlayPng(modelView(decodeFile(r.path), c.preprocessing), r.attention.grid, r.attention.rows, r.attention.cols));
         io.err(`attention map of ${r.path}: ${file}`);
       }
     });
@@ -132,11 +142,11 @@ async function runPredict(argv: string[], io: CliIO): Promise<number> {
 }
 
 async function runEval(argv: string[], io: CliIO): Promise<number> {
-  const { flags, positional } = parseFlags(argv, { checkpoint: 'value', data: 'value', 'batch-size': 'value', workers: 'value' });
+  const { flags, positional } = parseFlags(argv, { checkpoint: 'value', data: 'value', 'batch-size': 'value', workers: 'value', 'crop-pct': 'value' });
   if (positional.length) throw new UsageError(`eval takes no positional arguments (got ${positional.join(' ')}); use --data DIR`);
   if (typeof flags.checkpoint !== 'string') throw new UsageError('eval needs --checkpoint DIR');
   if (typeof flags.data !== 'string') throw new UsageError('eval needs --data DIR');
-  const c = await loadClassifier(flags.checkpoint);
+  const c = await loadClassifier(flags.checkpoint, { cropPct: cropFlag(flags) });
   try {
     if (c.note) io.err(c.note);
     const r = await evaluateFolder(c, flags.data, { batchSize: positiveInt(flags, 'batch-size'), workers: positiveInt(flags, 'workers'), onWarning: io.err });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage, decodeFile, DecodeError } from '../src/data/decode.ts';
 import { resizeRgb } from '../src/data/resize.ts';
-import { normalizeToChw, randomResizedCropRect, resolveAugment, sampleToTensor } from '../src/data/augment.ts';
+import { centerCropRect, normalizeToChw, randomResizedCropRect, resolveAugment, sampleToTensor } from '../src/data/augment.ts';
 import { stratifiedSplit } from '../src/data/split.ts';
 import { rng } from '../src/data/random.ts';
 import { encodePng, patternJpeg, solidJpeg, withJpegDimensions } from './data-fixtures.ts';
@@ -155,6 +155,27 @@ test('random resized crop follows torchvision: inside the image, area and ratio 
   assert.equal(randomResizedCropRect(40, 40, [1, 1], [1, 1], r), { x: 0, y: 0, width: 40, height: 40 });
   // Impossible ratio: falls back to a centre crop clamped to the ratio range.
   assert.equal(randomResizedCropRect(100, 10, [1, 1], [1, 2], r), { x: 40, y: 0, width: 20, height: 10 });
+});
+
+test('centre crop for evaluation: centred integer rectangle; only the centre reaches the tensor', () => {
+  assert.equal(centerCropRect(64, 64, 1), { x: 0, y: 0, width: 64, height: 64 });
+  assert.equal(centerCropRect(64, 64, 0.5), { x: 16, y: 16, width: 32, height: 32 });
+  assert.equal(centerCropRect(100, 50, 0.8), { x: 10, y: 5, width: 80, height: 40 });
+  assert.equal(centerCropRect(3, 3, 0.01), { x: 1, y: 1, width: 1, height: 1 });
+  assert.throws(() => centerCropRect(8, 8, 0), /\(0, 1\]/);
+  // an 8x8 image: a 4x4 white centre in a black frame; the half-side crop sees only white
+  const data = new Uint8Array(8 * 8 * 3);
+  for (let y = 2; y < 6; y++) for (let x = 2; x < 6; x++) data.fill(255, (y * 8 + x) * 3, (y * 8 + x) * 3 + 3);
+  const img = { width: 8, height: 8, data };
+  const out = new Float32Array(3 * 2 * 2);
+  sampleToTensor(img, 2, [0, 0, 0], [1, 1, 1], out, 0, null, null, undefined, 0.5);
+  assert.equal(Array.from(out), new Array(12).fill(1));
+  sampleToTensor(img, 2, [0, 0, 0], [1, 1, 1], out, 0);
+  assert.equal(Array.from(out), new Array(12).fill(0.25)); // the whole image: a quarter of each 4x4 block is white
+  // with a random resized crop the centre crop is not applied on top
+  const aug = resolveAugment({ crop: true, scale: [1, 1], ratio: [1, 1], hflip: false })!;
+  sampleToTensor(img, 2, [0, 0, 0], [1, 1, 1], out, 0, aug, rng(1), undefined, 0.5);
+  assert.equal(Array.from(out), new Array(12).fill(0.25));
 });
 
 test('flip and colour jitter are seeded; flip mirrors the image', () => {

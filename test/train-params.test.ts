@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  loadParams, modelPreset, MODEL_PRESET_NAMES, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
+  loadParams, meanCropSide, modelPreset, MODEL_PRESET_NAMES, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
 } from '../src/train/params.ts';
 import { ViTConfig } from '../src/vit/config.ts';
 import { DEFAULT_PARAMS } from '../examples/catsvdogs.ts';
@@ -168,6 +168,26 @@ test('--download works over the shipped demo params.json', () => {
   assert.is(p.synthetic, null);
   assert.ok(p.download);
   assert.is(p.train_dir, join(root, 'data/PetImages'));
+});
+
+test('crop_pct: a fraction, or "auto" = the mean side of the training crops', () => {
+  assert.is(load([], paramsFile()).crop_pct, 1);
+  assert.is(load(['--crop-pct', '0.875'], paramsFile()).crop_pct, 0.875);
+  // "auto": E[sqrt(area)] for an area uniform in crop_scale, checked against a midpoint sum
+  const meanSide = (lo: number, hi: number) => {
+    let sum = 0;
+    for (let i = 0; i < 100000; i++) sum += Math.sqrt(lo + ((i + 0.5) / 100000) * (hi - lo));
+    return sum / 100000;
+  };
+  const auto = load(['--crop-pct', 'auto', '--crop-scale', '0.35,1'], paramsFile()).crop_pct;
+  assert.ok(Math.abs(auto - meanSide(0.35, 1)) < 1e-6, `${auto}`);
+  assert.ok(Math.abs(load([], paramsFile({ crop_pct: 'auto' })).crop_pct - meanSide(0.6, 1)) < 1e-6); // default crop_scale
+  assert.is(load(['--crop-pct', 'auto', '--crop-scale', '0.5,0.5'], paramsFile()).crop_pct, Math.sqrt(0.5));
+  assert.is(load(['--crop-pct', 'auto', '--no-augment'], paramsFile()).crop_pct, 1);
+  assert.equal(meanCropSide({ random_resized_crop: false, crop_scale: [0.1, 1], flip: true, color_jitter: 0 }), 1);
+  for (const bad of [0, 1.5, 'big']) {
+    expectProblem([], paramsFile({ crop_pct: bad }), 'crop_pct', /params\.json: crop_pct: expected a number with 0 < crop_pct <= 1, or "auto"/);
+  }
 });
 
 test('--params names the file to read', () => {

@@ -20,6 +20,8 @@ import { evaluate, learningRate } from '../src/train/trainer.ts';
 import { attentionRollout } from '../src/train/inference.ts';
 import { SHARED } from './helpers.ts';
 import { parseSafetensors } from '../src/io/safetensors.ts';
+import { readPreprocessing } from '../src/train/checkpoint.ts';
+import { meanCropSide } from '../src/train/params.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-test-'));
 const PHOTOS = join(SHARED, 'data/catsdogs');
@@ -73,6 +75,7 @@ for (const [split, n] of [['train', 20], ['val', 8]] as const) {
 const photoParams = writeParams('photos.json', {
   train_dir: 'photos/train', val_dir: 'photos/val', out_dir: 'run-photos', cache_dir: 'cache',
   model: TINY, epochs: 2, lr: 1e-3, batch_size: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], warmup_epochs: 1, workers: 1,
+  crop_pct: 'auto', augment: { crop_scale: [0.5, 1] },
 });
 const photoOut = join(root, 'run-photos');
 
@@ -114,8 +117,12 @@ test('photos: the saved model gives the same validation loss and accuracy', asyn
   const metrics = readJsonl(join(photoOut, 'metrics.jsonl'));
   const last = metrics[metrics.length - 1];
   const model = await ViTForImageClassification.fromPretrained(join(photoOut, 'last'), { warn: false });
+  // the checkpoint records the validation centre crop ("auto" for crop_scale [0.5, 1])
+  const pre = readPreprocessing(join(photoOut, 'last'))!;
+  assert.is(pre.cropPct, meanCropSide({ random_resized_crop: true, crop_scale: [0.5, 1], flip: true, color_jitter: 0 }));
+  assert.ok(pre.cropPct < 1);
   const ds = scanDataset(join(slice, 'val'));
-  const loader = new ImageLoader({ items: ds.items, classes: ds.classes, imageSize: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], batchSize: 16, shuffle: false, workers: 0 });
+  const loader = new ImageLoader({ items: ds.items, classes: ds.classes, imageSize: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], batchSize: 16, shuffle: false, workers: 0, centerCrop: pre.cropPct });
   try {
     const st = trainerState(photoOut);
     const v = await evaluate(model, loader, null, st.params.label_smoothing);
@@ -171,6 +178,15 @@ test('photos: eval prints counts, a confusion matrix and accuracy last; predict 
   const metrics = readJsonl(join(photoOut, 'metrics.jsonl'));
   const best = Math.max(...metrics.map((m) => m.val_acc));
   assert.is(e.out[e.out.length - 1], `accuracy: ${best.toFixed(4)}`); // best/ is what eval picks in an out_dir
+  // predict preprocesses as eval does (centre crop included): its labels give the same accuracy
+  const all = ['cats', 'dogs'].flatMap((c) => readdirSync(join(slice, 'val', c)).map((f) => ({ path: join(slice, 'val', c, f), c })));
+  const pa = await run(['predict', '--checkpoint', photoOut, ...all.map((x) => x.path)]);
+  assert.is(pa.code, 0, pa.err.join('\n'));
+  const right = all.filter((x) => pa.out.some((l) => l.startsWith(`${x.path}: ${x.c} `))).length;
+  assert.is(`accuracy: ${(right / all.length).toFixed(4)}`, e.out[e.out.length - 1]);
+  const uncropped = await run(['eval', '--checkpoint', photoOut, '--data', join(slice, 'val'), '--crop-pct', '1']);
+  assert.is(uncropped.code, 0, uncropped.err.join('\n'));
+  assert.is((await run(['eval', '--checkpoint', photoOut, '--data', join(slice, 'val'), '--crop-pct', '0'])).code, 2);
 
   const imgs = readdirSync(join(slice, 'val', 'cats')).slice(0, 2).map((f) => join(slice, 'val', 'cats', f));
   const map = join(root, 'attn.png');
@@ -181,7 +197,7 @@ test('photos: eval prints counts, a confusion matrix and accuracy last; predict 
   for (const l of lines) assert.match(l, /: (cats|dogs) [01]\.\d{4}$/);
   for (const f of ['attn-1.png', 'attn-2.png']) {
     const png = PNG.sync.read(readFileSync(join(root, f)));
-    assert.ok(png.width >= 224);
+    assert.ok(Math.max(png.width, png.height) >= 224); // the longer side is at least 224 px
   }
 });
 

@@ -52,6 +52,13 @@ export function resolveAugment(a: boolean | AugmentOptions | undefined): Resolve
 }
 
 /** torchvision RandomResizedCrop.get_params: 10 tries, then a centre crop clamped to the ratio range. */
+/** The centred integer rectangle keeping `fraction` of each side (evaluation's centre crop). */
+export function centerCropRect(width: number, height: number, fraction: number): Rect {
+  if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`centre crop fraction must be in (0, 1], got ${fraction}`);
+  const w = Math.max(1, Math.round(width * fraction)), h = Math.max(1, Math.round(height * fraction));
+  return { x: Math.floor((width - w) / 2), y: Math.floor((height - h) / 2), width: w, height: h };
+}
+
 export function randomResizedCropRect(width: number, height: number, scale: [number, number], ratio: [number, number], r: () => number): Rect {
   const area = width * height;
   const logR0 = Math.log(ratio[0]), logR1 = Math.log(ratio[1]);
@@ -111,10 +118,10 @@ function colorJitterInPlace(px: Float32Array, j: NonNullable<ResolvedAugment['ji
 export function sampleToTensor(
   src: RgbImage, size: number, mean: ArrayLike<number>, std: ArrayLike<number>,
   out: Float32Array, offset: number, aug: ResolvedAugment | null = null, r: (() => number) | null = null,
-  scratch?: Float32Array,
+  scratch?: Float32Array, centerCrop = 1,
 ): void {
   const px = scratch && scratch.length >= size * size * 3 ? scratch : new Float32Array(size * size * 3);
-  let rect: Rect = { x: 0, y: 0, width: src.width, height: src.height };
+  let rect = aug?.crop ? { x: 0, y: 0, width: src.width, height: src.height } : centerCropRect(src.width, src.height, centerCrop);
   let flip = false;
   if (aug) {
     if (!r) throw new Error('sampleToTensor: augmentation needs a random generator');

@@ -41,7 +41,12 @@ export interface ImageLoaderOptions {
   /** Training augmentation; `true` = random resized crop (scale 0.08..1, ratio 3/4..4/3) + hflip. */
   augment?: boolean | AugmentOptions;
   /**
-   * Side of the cached images. Default: imageSize without augmentation; with it
+   * Without a random crop: keep this centred fraction of each side before resizing (evaluation's
+   * centre crop, `crop_pct`). Default 1 (the whole image).
+   */
+  centerCrop?: number;
+  /**
+   * Side of the cached images. Default: imageSize without augmentation or centre crop; with them
    * min(2*imageSize, max(imageSize, 256)), so random crops are cut from a sharper image
    * (32 -> 64, 64 -> 128, 224 -> 256). Loaders that should share one cache need the same value.
    */
@@ -127,7 +132,9 @@ export class ImageLoader {
     this.imageSize = opts.imageSize;
     this.batchSize = opts.batchSize;
     this.aug = resolveAugment(opts.augment);
-    this.cacheSize = opts.cacheSize ?? defaultCacheSize(opts.imageSize, !!this.aug);
+    const crop = opts.centerCrop ?? 1;
+    if (!(crop > 0 && crop <= 1)) throw new RangeError(`centerCrop must be in (0, 1], got ${crop}`);
+    this.cacheSize = opts.cacheSize ?? defaultCacheSize(opts.imageSize, !!this.aug || crop < 1);
     this.images = new Array(opts.items.length).fill(null);
     this.warn = opts.onWarning ?? ((m) => console.warn(m));
   }
@@ -187,7 +194,7 @@ export class ImageLoader {
         if (!img) continue; // undecodable: the next good item takes its place
         const n = paths.length;
         const r = this.aug ? rng(mixSeed(seed, epoch, index)) : null;
-        sampleToTensor({ width: this.cacheSize, height: this.cacheSize, data: img }, S, this.opts.mean, this.opts.std, pixels, n * per, this.aug, r, scratch);
+        sampleToTensor({ width: this.cacheSize, height: this.cacheSize, data: img }, S, this.opts.mean, this.opts.std, pixels, n * per, this.aug, r, scratch, this.opts.centerCrop);
         labels[n] = this.items[index].label;
         paths.push(this.items[index].path);
         if (paths.length === bs) {

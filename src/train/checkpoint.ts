@@ -67,6 +67,8 @@ export interface Preprocessing {
   imageSize: number;
   mean: [number, number, number];
   std: [number, number, number];
+  /** centred fraction of the image side kept before resizing (1: none); `crop_pct` in the file */
+  cropPct: number;
 }
 
 /** HF's ViTImageProcessor config, so transformers' pipelines preprocess the same way. */
@@ -81,6 +83,8 @@ export function preprocessorConfig(p: Preprocessing): Record<string, unknown> {
     do_normalize: true,
     image_mean: p.mean,
     image_std: p.std,
+    // timm's / HF's name for the centre crop; ViTImageProcessor has no crop, so only when one is used
+    ...(p.cropPct < 1 ? { crop_pct: p.cropPct } : {}),
   };
 }
 
@@ -96,6 +100,7 @@ export function readPreprocessing(dir: string): Preprocessing | null {
     imageSize: typeof size === 'number' ? size : NaN,
     mean: j.do_normalize === false ? [0, 0, 0] : triple(j.image_mean, 0.5),
     std: j.do_normalize === false ? [1, 1, 1] : triple(j.image_std, 0.5),
+    cropPct: typeof j.crop_pct === 'number' && j.crop_pct > 0 && j.crop_pct <= 1 ? j.crop_pct : 1,
   };
 }
 

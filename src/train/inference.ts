@@ -9,9 +9,9 @@ import { softmax } from '../ops/loss.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
 import { decodeFile, type RgbImage } from '../data/decode.ts';
 import { resizeRgb, resizeSquare } from '../data/resize.ts';
-import { normalizeToChw } from '../data/augment.ts';
+import { centerCropRect, sampleToTensor } from '../data/augment.ts';
 import { scanDataset } from '../data/layouts.ts';
-import { ImageLoader } from '../data/loader.ts';
+import { ImageLoader, defaultCacheSize } from '../data/loader.ts';
 import { readPreprocessing, type Preprocessing } from './checkpoint.ts';
 import { BEST_DIR, LAST_DIR, classKey } from './trainer.ts';
 
@@ -29,7 +29,7 @@ export interface Classifier {
  * Loads an HF checkpoint folder for inference. A trainer out_dir works too: its best/ (else last/)
  * checkpoint is used. Preprocessing comes from preprocessor_config.json (mean/std 0.5 without one).
  */
-export async function loadClassifier(dir: string): Promise<Classifier> {
+export async function loadClassifier(dir: string, opts: { cropPct?: number } = {}): Promise<Classifier> {
   let ckpt = dir;
   if (!existsSync(join(dir, 'config.json'))) {
     const sub = [BEST_DIR, LAST_DIR].map((d) => join(dir, d)).find((d) => existsSync(join(d, 'config.json')));
@@ -40,7 +40,11 @@ export async function loadClassifier(dir: string): Promise<Classifier> {
   model.eval();
   const size = Number(Array.isArray(model.config.image_size) ? model.config.image_size[0] : model.config.image_size);
   const read = readPreprocessing(ckpt);
-  const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+  const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1 };
+  if (opts.cropPct !== undefined) {
+    if (!(opts.cropPct > 0 && opts.cropPct <= 1)) throw new RangeError(`crop_pct must be in (0, 1], got ${opts.cropPct}`);
+    preprocessing.cropPct = opts.cropPct;
+  }
   return {
     model, labels: model.config.labels ?? [], preprocessing, dir: ckpt,
     note: read ? null : `${ckpt} has no preprocessor_config.json: using mean and std 0.5`,
@@ -64,13 +68,17 @@ export type PredictResult = Prediction | { path: string; error: string };
  * validation). A file that cannot be decoded gets { path, error } instead of a prediction.
  */
 export async function predictImages(c: Classifier, paths: string[], opts: { attention?: boolean; batchSize?: number } = {}): Promise<PredictResult[]> {
-  const { imageSize: S, mean, std } = c.preprocessing;
+  const { imageSize: S, mean, std, cropPct } = c.preprocessing;
   const per = 3 * S * S;
+  // as the evaluation loader does: resize to its cache side, then the centre crop resized to S
+  const cacheSide = defaultCacheSize(S, cropPct < 1);
   const results: PredictResult[] = [];
   const inputs: { path: string; pixels: Float32Array; slot: number }[] = [];
   for (const path of paths) {
     try {
-      inputs.push({ path, pixels: normalizeToChw(resizeSquare(decodeFile(path), S), mean, std), slot: results.length });
+      const pixels = new Float32Array(per);
+      sampleToTensor(resizeSquare(decodeFile(path), cacheSide), S, mean, std, pixels, 0, null, null, undefined, cropPct);
+      inputs.push({ path, pixels, slot: results.length });
       results.push({ path, error: 'not predicted' });
     } catch (e) {
       results.push({ path, error: (e as Error).message });
@@ -157,6 +165,13 @@ function heatColor(t: number): [number, number, number] {
  * The image (its longer side at most maxSide, at least 224) with the attention grid upsampled
  * bilinearly over it as a heat map; PNG bytes.
  */
+/** The part of an image the model sees: its centred crop (the whole image without one). */
+export function modelView(image: RgbImage, p: Preprocessing): RgbImage {
+  if (p.cropPct >= 1) return image;
+  const r = centerCropRect(image.width, image.height, p.cropPct);
+  return { width: r.width, height: r.height, data: resizeRgb(image, r.width, r.height, r) };
+}
+
 export function attentionOverlayPng(image: RgbImage, grid: Float32Array, rows: number, cols: number, opts: { maxSide?: number; alpha?: number } = {}): Uint8Array {
   const maxSide = opts.maxSide ?? 512, alpha = opts.alpha ?? 0.6;
   const scale = Math.max(224, Math.min(maxSide, Math.max(image.width, image.height))) / Math.max(image.width, image.height);
@@ -212,9 +227,9 @@ export async function evaluateFolder(
   const unknown = ds.classes.filter((_, i) => map[i] === undefined);
   if (unknown.length) throw new Error(`--data ${ds.root}: classes ${unknown.join(', ')} are not among the model's labels (${c.labels.join(', ')})`);
   const items = ds.items.map((it) => ({ path: it.path, label: map[it.label]! }));
-  const { imageSize, mean, std } = c.preprocessing;
+  const { imageSize, mean, std, cropPct } = c.preprocessing;
   const loader = new ImageLoader({
-    items, classes: c.labels, imageSize, mean, std, batchSize: opts.batchSize ?? 64, shuffle: false, augment: false,
+    items, classes: c.labels, imageSize, mean, std, batchSize: opts.batchSize ?? 64, shuffle: false, augment: false, centerCrop: cropPct,
     cacheDir: opts.cacheDir ?? null, workers: opts.workers, onWarning: opts.onWarning,
   });
   const L = c.labels.length;

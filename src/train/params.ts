@@ -107,6 +107,9 @@ export interface TrainParams {
   schedule: 'cosine' | 'constant';
   label_smoothing: number;
   augment: AugmentParams;
+  /** fraction of the image side kept by a centred crop before resizing, for validation, eval and
+   *  predict (1: the whole image); "auto" in params.json resolves to meanCropSide(augment) */
+  crop_pct: number;
   out_dir: string;
   /** an HF checkpoint folder (config.json + model.safetensors) to fine-tune */
   pretrained: string | null;
@@ -240,6 +243,13 @@ const FIELDS: Record<string, Spec> = {
   schedule: { kind: 'string', check: oneOf('cosine', 'constant'), doc: 'learning-rate schedule after the warm-up' },
   label_smoothing: { kind: 'number', check: num({ min: 0, lt: 1 }), doc: 'cross-entropy label smoothing' },
   augment: { kind: 'toggle', check: (v) => v, doc: 'training augmentation: {random_resized_crop, crop_scale, flip, color_jitter}; false turns all off' },
+  crop_pct: {
+    kind: 'number', doc: 'validation/eval/predict: keep this centred fraction of the image side before resizing; "auto": the mean side of the training crops',
+    check: (v) => {
+      if (v === 'auto' || inRange(v, { gt: 0, max: 1 })) return v;
+      throw new Expected('a number with 0 < crop_pct <= 1, or "auto"');
+    },
+  },
   out_dir: { kind: 'path', check: text, doc: 'where checkpoints, metrics.jsonl and the plot go' },
   pretrained: { kind: 'path', nullable: true, check: text, doc: 'an HF checkpoint folder (config.json + model.safetensors) to fine-tune' },
   workers: { kind: 'number', check: num({ int: true, min: 0, max: 256 }), doc: 'decode threads (0: decode on the main thread)' },
@@ -318,12 +328,24 @@ const DEFAULT_MODEL = 'vit-nano-32';
 const SYNTHETIC_TRAIN_DIR = 'data/catsvdogs-synthetic';
 const DOWNLOAD_TRAIN_DIR = 'data/PetImages';
 
+/**
+ * The mean side (as a fraction of the image side) of the training crops: E[sqrt(area)] for an area
+ * fraction uniform in crop_scale, 1 without the random resized crop. A validation crop of this size
+ * shows objects at the scale training showed them (0.81 for crop_scale [0.35, 1]).
+ */
+export function meanCropSide(a: AugmentParams): number {
+  if (!a.random_resized_crop) return 1;
+  const [lo, hi] = a.crop_scale;
+  if (hi - lo < 1e-9) return Math.sqrt(hi);
+  return (2 / 3) * (hi ** 1.5 - lo ** 1.5) / (hi - lo);
+}
+
 /** Scalar defaults, sized for the built-in demo (paths relative to the working directory). */
 function scalarDefaults(): Record<string, unknown> {
   return {
     train_dir: SYNTHETIC_TRAIN_DIR, val_dir: null, val_split: 0.2, image_size: null,
     epochs: 10, lr: 1e-3, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], batch_size: 32, seed: 0,
-    weight_decay: 0.05, warmup_epochs: 1, schedule: 'cosine', label_smoothing: 0.1,
+    weight_decay: 0.05, warmup_epochs: 1, schedule: 'cosine', label_smoothing: 0.1, crop_pct: 1,
     out_dir: 'runs/catsvdogs', pretrained: null,
     workers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     cache_dir: '.cache/catsvdogs', eval_every: 1, download: false, resume: false,
@@ -733,6 +755,7 @@ class Draft {
       schedule: v.schedule as 'cosine' | 'constant',
       label_smoothing: v.label_smoothing as number,
       augment: this.augment,
+      crop_pct: v.crop_pct === 'auto' ? meanCropSide(this.augment) : v.crop_pct as number,
       out_dir: v.out_dir as string,
       pretrained: v.pretrained as string | null,
       workers: v.workers as number,

@@ -328,7 +328,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     model = new ViTForImageClassification(new ViTConfig(init as any));
   }
   const imageSize = Number(Array.isArray(model.config.image_size) ? model.config.image_size[0] : model.config.image_size);
-  const pre: Preprocessing = { imageSize, mean: p.mean, std: p.std };
+  const pre: Preprocessing = { imageSize, mean: p.mean, std: p.std, cropPct: p.crop_pct };
   model.train();
   const names = [...model.namedParameters()].map(([n]) => n);
   const optimizer = new AdamW(model.parameters(), { lr: p.lr, weightDecay: p.weight_decay });
@@ -341,7 +341,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     });
     valLoader = new ImageLoader({
       items: data.val, classes: data.classes, imageSize, mean: p.mean, std: p.std, batchSize: p.batch_size,
-      shuffle: false, seed: p.seed, augment: false, cacheDir: p.cache_dir, workers: p.workers, onWarning: warn,
+      shuffle: false, seed: p.seed, augment: false, centerCrop: p.crop_pct, cacheDir: p.cache_dir, workers: p.workers, onWarning: warn,
     });
   } catch (e) {
     optimizer.dispose();
