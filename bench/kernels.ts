@@ -20,7 +20,7 @@ import { crossEntropy, softmax } from '../src/ops/loss.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { attentionForwardRef, attentionBackwardRef } from '../src/ref/attention.ts';
 import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
-import { geluRef, erf } from '../src/ref/elementwise.ts';
+import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
 import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patchify.ts';
 import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
 import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
@@ -290,8 +290,6 @@ function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'b
     },
   };
 }
-
-const geluGradRef = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
 
 function geluCase(rows: number, cols: number, dir: 'fwd' | 'bwd'): Case {
   const n = rows * cols;

@@ -69,8 +69,7 @@ log(`ViT ${label}: ${params.toLocaleString('en-US')} parameters, ${fmt(forwardFl
 
 // ---- phases: dispatches are labelled "phase|shader:entry" for the profile -----------------------
 const rowsTokens = B * S;
-const bindingBytes = (d: DispatchDesc) =>
-  d.bindings.map((b) => ('size' in b && !(b instanceof GPUBuffer) ? b.size : (b as GPUBuffer).size));
+const bindingBytes = (d: DispatchDesc) => d.bindings.map((b) => b.size); // a GPUBuffer has a size too
 
 function phaseOf(d: DispatchDesc): string {
   switch (d.shader.startsWith('matmul') ? 'matmul' : d.shader) { // matmul.wgsl, matmul_subgroup.wgsl
@@ -94,9 +93,6 @@ function phaseOf(d: DispatchDesc): string {
     default: return `other (${d.shader})`;
   }
 }
-
-const rawDispatch = device.dispatch.bind(device);
-device.dispatch = (d: DispatchDesc) => rawDispatch(d.label ? d : { ...d, label: `${phaseOf(d)}|${d.shader}:${d.entry}` });
 
 interface Phase { phase: string; ms: number; dispatches: number; top: string }
 
@@ -198,6 +194,9 @@ let trainPhases: Phase[] = [];
 let inferPhases: Phase[] = [];
 let trainGpuMs = NaN, inferGpuMs = NaN, profiledTrainMs = NaN, profiledInferMs = NaN;
 if (profile && device.canTime) {
+  // label each dispatch with its phase, for the profiled steps only (the timed ones run unwrapped)
+  const rawDispatch = device.dispatch;
+  device.dispatch = (d: DispatchDesc) => rawDispatch.call(device, d.label ? d : { ...d, label: `${phaseOf(d)}|${d.shader}:${d.entry}` });
   device.setProfiling(true);
   await device.takeTimings();
   profiledTrainMs = (await timed(trainStep)).ms;
@@ -205,6 +204,7 @@ if (profile && device.canTime) {
   profiledInferMs = (await timed(inferStep)).ms;
   inferPhases = phases(await device.takeTimings());
   device.setProfiling(false);
+  device.dispatch = rawDispatch;
   trainGpuMs = trainPhases.reduce((a, p) => a + p.ms, 0);
   inferGpuMs = inferPhases.reduce((a, p) => a + p.ms, 0);
 }

@@ -20,7 +20,7 @@ import { evaluate, learningRate } from '../src/train/trainer.ts';
 import { attentionRollout } from '../src/train/inference.ts';
 import { SHARED } from './helpers.ts';
 import { parseSafetensors } from '../src/io/safetensors.ts';
-import { readPreprocessing } from '../src/train/checkpoint.ts';
+import { readPreprocessing, readTrainerState } from '../src/train/checkpoint.ts';
 import { meanCropSide } from '../src/train/params.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-test-'));
@@ -60,7 +60,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 const readJsonl = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const trainerState = (dir: string) => JSON.parse(readFileSync(join(dir, 'last', 'trainer_state.json'), 'utf8'));
+const trainerState = (dir: string) => readTrainerState(join(dir, 'last'));
 
 // A slice of the real photos: 20 + 20 for training, 8 + 8 for validation, class folders.
 const slice = join(root, 'photos');
@@ -125,7 +125,7 @@ test('photos: the saved model gives the same validation loss and accuracy', asyn
   const loader = new ImageLoader({ items: ds.items, classes: ds.classes, imageSize: 16, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], batchSize: 16, shuffle: false, workers: 0, centerCrop: pre.cropPct });
   try {
     const st = trainerState(photoOut);
-    const v = await evaluate(model, loader, null, st.params.label_smoothing);
+    const v = await evaluate(model, loader, null, st.params.label_smoothing as number);
     assert.ok(Array.isArray(v));
     const [loss, acc] = v as [number, number];
     assert.ok(Math.abs(loss - last.val_loss) < 1e-5, `${loss} vs ${last.val_loss}`);
@@ -351,10 +351,6 @@ test('attention rollout: identity attention gives uniform CLS weights; CLS-to-pa
   }
   const r = attentionRollout([focus], heads, T);
   assert.is(r.indexOf(Math.max(...r)), 2);
-});
-
-test.after(() => {
-  // left for inspection on failure; the OS cleans tmp
 });
 
 test.run();

@@ -222,30 +222,26 @@ export class Device {
         this.skippedShaders.set(name, missing);
         continue;
       }
-      const { code, origin } = expandIncludes(name, source, this.platform.shaderSources);
-      this.gpu.pushErrorScope('validation');
-      const module = this.gpu.createShaderModule({ code, label: `${name}.wgsl` });
-      const info = await module.getCompilationInfo();
-      await this.gpu.popErrorScope();
-      const errors = info.messages.filter((m) => m.type === 'error');
-      if (errors.length) {
-        const lines = errors.map((m) => `${origin[m.lineNum - 1] ?? `shaders/${name}.wgsl:${m.lineNum}`}:${m.linePos}: ${m.message}`);
-        throw new Error(`WGSL compilation failed:\n${lines.join('\n')}`);
-      }
-      this.modules.set(name, module);
+      await this.compileOne(name, source);
     }
   }
 
   /** Compiles an extra WGSL module at run time (tests, user kernels); same error reporting. */
   async addShader(name: string, code: string): Promise<void> {
     this.platform.shaderSources[name] = code;
+    await this.compileOne(name, code);
+  }
+
+  private async compileOne(name: string, source: string): Promise<void> {
+    const { code, origin } = expandIncludes(name, source, this.platform.shaderSources);
+    this.gpu.pushErrorScope('validation');
     const module = this.gpu.createShaderModule({ code, label: `${name}.wgsl` });
     const info = await module.getCompilationInfo();
+    await this.gpu.popErrorScope();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
-      throw new Error(
-        `WGSL compilation failed:\n${errors.map((m) => `shaders/${name}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`).join('\n')}`,
-      );
+      const lines = errors.map((m) => `${origin[m.lineNum - 1] ?? `shaders/${name}.wgsl:${m.lineNum}`}:${m.linePos}: ${m.message}`);
+      throw new Error(`WGSL compilation failed:\n${lines.join('\n')}`);
     }
     this.modules.set(name, module);
   }

@@ -23,3 +23,8 @@ export function erf(x: number): number {
 export function geluRef(x: number): number {
   return 0.5 * x * (1 + erf(x / Math.SQRT2));
 }
+
+/** d gelu(x) / dx for the exact-erf GELU. */
+export function geluGradRef(x: number): number {
+  return 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+}

@@ -38,7 +38,7 @@ export async function loadClassifier(dir: string, opts: { cropPct?: number } = {
   }
   const model = await ViTForImageClassification.fromPretrained(ckpt, { warn: false });
   model.eval();
-  const size = Number(Array.isArray(model.config.image_size) ? model.config.image_size[0] : model.config.image_size);
+  const size = model.config.imageHW[0];
   const read = readPreprocessing(ckpt);
   const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1 };
   if (opts.cropPct !== undefined) {
@@ -72,12 +72,13 @@ export async function predictImages(c: Classifier, paths: string[], opts: { atte
   const per = 3 * S * S;
   // as the evaluation loader does: resize to its cache side, then the centre crop resized to S
   const cacheSide = defaultCacheSize(S, cropPct < 1);
+  const scratch = new Float32Array(per);
   const results: PredictResult[] = [];
   const inputs: { path: string; pixels: Float32Array; slot: number }[] = [];
   for (const path of paths) {
     try {
       const pixels = new Float32Array(per);
-      sampleToTensor(resizeSquare(decodeFile(path), cacheSide), S, mean, std, pixels, 0, null, null, undefined, cropPct);
+      sampleToTensor(resizeSquare(decodeFile(path), cacheSide), S, mean, std, pixels, 0, null, null, scratch, cropPct);
       inputs.push({ path, pixels, slot: results.length });
       results.push({ path, error: 'not predicted' });
     } catch (e) {

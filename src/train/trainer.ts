@@ -327,7 +327,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const init = { ...p.model, num_labels: data.classes.length, id2label, label2id };
     model = new ViTForImageClassification(new ViTConfig(init as any));
   }
-  const imageSize = Number(Array.isArray(model.config.image_size) ? model.config.image_size[0] : model.config.image_size);
+  const imageSize = model.config.imageHW[0];
   const pre: Preprocessing = { imageSize, mean: p.mean, std: p.std, cropPct: p.crop_pct };
   model.train();
   const names = [...model.namedParameters()].map(([n]) => n);
@@ -371,7 +371,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       startEpoch = st.epoch + 1;
       skipSteps = st.step_in_epoch;
       if (st.partial) partial = { ...st.partial };
-      const changed = Object.keys(st.params).filter((k) => k !== 'file' && JSON.stringify(st.params[k]) !== JSON.stringify((paramsForState(p) as any)[k]));
+      const now = paramsForState(p) as Record<string, unknown>;
+      const changed = Object.keys(st.params).filter((k) => k !== 'file' && JSON.stringify(st.params[k]) !== JSON.stringify(now[k]));
       if (changed.length) log(`Resuming with changed parameters: ${changed.map((k) => `${k} ${JSON.stringify(st.params[k])} -> ${JSON.stringify((p as any)[k])}`).join('; ')}`);
       // metrics.jsonl holds exactly the checkpoint's epochs (a crash may have left it short).
       await writeFileAtomic(join(outDir, 'metrics.jsonl'), history.map(metricsLine).join(''));
