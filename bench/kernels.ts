@@ -6,7 +6,7 @@
 // attention) of the very run that is timed, which keeps the CPU references affordable.
 //
 // Flags: --only <substring of "name variant shape">  --variant register|shared  --quick
-//        --reps <n>  --no-subgroups (the register variant without subgroup shuffles)
+//        --reps <n>  --no-subgroups (the register variant without the texture kernel, which needs subgroups)
 //        --json (last line: { adapter, ceilings, kernels: [...] })
 import { Device, type KernelVariant } from '../src/gpu/device.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
@@ -536,7 +536,7 @@ const defaultThreads = layerNormConfig.threadsPerRow;
 for (const c of cases()) {
   device.matmulVariant = c.matmulVariant ?? defaultVariant;
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
-  const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device.features).entry.replace(/^matmul_/, '') : null;
+  const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
     name: c.name, variant: kernelName ?? c.variant, shape: c.shape, ms: null, gflops: null, gbps: null, pct_fma: null, pct_copy: null,
     check: '', max_rel_l2: null, timing: null, reps: 0, entries: [], cores_busy: null,

@@ -69,19 +69,19 @@ log(`ViT ${label}: ${params.toLocaleString('en-US')} parameters, ${fmt(forwardFl
 
 // ---- phases: dispatches are labelled "phase|shader:entry" for the profile -----------------------
 const rowsTokens = B * S;
-const bindingBytes = (d: DispatchDesc) => d.bindings.map((b) => b.size); // a GPUBuffer has a size too
-
+/** The phase of a dispatch; pack_operand dispatches take the phase of the product they feed. */
 function phaseOf(d: DispatchDesc): string {
-  switch (d.shader.startsWith('matmul') ? 'matmul' : d.shader) { // matmul.wgsl, matmul_subgroup.wgsl
+  switch (d.shader.startsWith('matmul') ? 'matmul' : d.shader) { // matmul.wgsl, matmul_texture.wgsl
     case 'patchify': return 'patchify + embeddings';
     case 'attention': return 'attention core (QK^T, softmax, PV)';
     case 'matmul': {
-      // which linear layer: by its operands (the MLP activation is [B*S, mlp]; q/k/v/out weights are [D, D])
-      const sizes = bindingBytes(d);
-      // the attention core's products (src/ops/attention.ts runs them here on lavapipe) read or write [B, H, S, S]
-      if (sizes.includes(B * H * S * S * 4)) return 'attention core (QK^T, softmax, PV)';
-      if (sizes.includes(rowsTokens * M * 4)) return 'MLP matmuls (fc1, fc2)';
-      if (sizes.includes(D * D * 4)) return 'attention matmuls (q, k, v, out)';
+      // which layer, by the product's M, N, K (the first uniforms) and batch (workgroups z): the attention
+      // core's products (src/ops/attention.ts runs them here on lavapipe) are batched over images and heads;
+      // the linear layers' have B*S rows, and the MLP's also an mlp-wide side (q/k/v/out are D x D)
+      const dims = (d.u ?? []).slice(0, 3);
+      if ((d.workgroups[2] ?? 1) > 1) return 'attention core (QK^T, softmax, PV)';
+      if (dims.includes(rowsTokens) && dims.includes(M)) return 'MLP matmuls (fc1, fc2)';
+      if (dims.includes(rowsTokens) && dims.filter((x) => x === D).length === 2) return 'attention matmuls (q, k, v, out)';
       return 'other matmuls (patch embedding, classifier)';
     }
     case 'layernorm': return 'layernorm';
@@ -194,9 +194,15 @@ let trainPhases: Phase[] = [];
 let inferPhases: Phase[] = [];
 let trainGpuMs = NaN, inferGpuMs = NaN, profiledTrainMs = NaN, profiledInferMs = NaN;
 if (profile && device.canTime) {
-  // label each dispatch with its phase, for the profiled steps only (the timed ones run unwrapped)
+  // label each dispatch with its phase, for the profiled steps only (the timed ones run unwrapped);
+  // pack_operand dispatches wait for the product they feed, whose operands tell the phase
   const rawDispatch = device.dispatch;
-  device.dispatch = (d: DispatchDesc) => rawDispatch.call(device, d.label ? d : { ...d, label: `${phaseOf(d)}|${d.shader}:${d.entry}` });
+  const packs: DispatchDesc[] = [];
+  device.dispatch = (d: DispatchDesc) => {
+    if (d.entry === 'pack_operand') { packs.push(d); return; }
+    const phase = phaseOf(d);
+    for (const p of [...packs.splice(0), d]) rawDispatch.call(device, p.label ? p : { ...p, label: `${phase}|${p.shader}:${p.entry}` });
+  };
   device.setProfiling(true);
   await device.takeTimings();
   profiledTrainMs = (await timed(trainStep)).ms;

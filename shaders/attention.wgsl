@@ -1,7 +1,7 @@
 // Softmax attention (Hugging Face ViTSelfAttention) as a few kernels over a [B, H, S, S] buffer:
 //   batched_matmul    one strided per-(batch, head) matmul used for Q K^T, P V, dC V^T, dS K, dS^T Q, P^T dC;
 //                     strides let it read and write head slices of the merged [B, S, H*hd] layout directly.
-//                     Where matmul_register_subgroup runs (lavapipe), src/ops/attention.ts uses that instead.
+//                     Where matmul_texture runs (lavapipe), src/ops/attention.ts uses that instead.
 //   softmax_forward   one invocation per score row: stable softmax in place.
 //   softmax_backward  one invocation per row: dS = scale * p * (dP - sum_j p_j dP_j), dP = dP' * mask.
 //   apply_mask        one invocation per row: p' = p * mask when dropout or a head mask is on; backward

@@ -2,13 +2,13 @@
 // op(A) is [M, K] (a holds A, or A^T = [K, M] with TRANS_A); op(B) is [K, N] (b holds B, or B^T = [N, K]
 // with TRANS_B). workgroup_id.z is the batch item; a stride of 0 broadcasts that operand.
 //
-// Kernels with the same numbers (this file needs no WGSL extension; matmul_subgroup.wgsl adds the third):
-//  matmul_register: no workgroup memory, for CPU rasterisers (lavapipe). There every invocation-divergent
-//    buffer load is a loop over the SIMD lanes, so loads, not FMAs, set the speed. All lanes of a workgroup
-//    share RT_M rows; each lane owns 4 adjacent columns of B, read as one vec4 when VEC_B allows. Here
-//    every lane loads the (same) A values itself.
-//  matmul_register_subgroup (matmul_subgroup.wgsl): the same tiles, but each lane fetches one k of each
-//    row and subgroupShuffle hands it to the others; for adapters with the `subgroups` feature.
+// Kernels with the same numbers (this file needs no WGSL extension; matmul_texture.wgsl adds the third):
+//  matmul_register: no workgroup memory, for CPU rasterisers (lavapipe) without subgroups. There every
+//    buffer load inside a loop is a loop over the SIMD lanes, so loads, not FMAs, set the speed. All lanes
+//    of a workgroup share RT_M rows; each lane owns 4 adjacent columns of B, read as one vec4 when VEC_B
+//    allows, and loads the (same) A values itself.
+//  matmul_texture (matmul_texture.wgsl): the same idea with both operands in textures, whose loads are
+//    vector code on lavapipe, and A shared by subgroup shuffles; about twice as fast there.
 //  matmul_shared: classic workgroup-memory tiles for real GPUs (64 x 64 outputs, k in steps of 8).
 
 struct Params {

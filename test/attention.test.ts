@@ -58,7 +58,7 @@ for (const c of shapes) {
 }
 
 // Without subgroups (or off lavapipe's register variant) the products run attention.wgsl's batched_matmul
-// instead of the linear layers' subgroup kernel.
+// instead of the linear layers' texture kernel.
 test('device without subgroups: the batched_matmul fallback matches the reference', async () => {
   const device = await Device.create({ disableFeatures: ['subgroups'] });
   try {

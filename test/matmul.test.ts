@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import { Tensor, tidy } from '../src/tensor.ts';
 import * as assert from 'uvu/assert';
 import { Device, type KernelVariant } from '../src/gpu/device.ts';
-import { matmul, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
+import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, gradCheck, randn } from './helpers.ts';
 
@@ -166,12 +166,15 @@ test('finite differences: matmul (both variants, transposes, bias) and linear', 
     ([x, w, z]) => linear(x, w, z));
 });
 
-test('matmulKernel: register shares A by subgroup shuffles only where the device has subgroups', () => {
-  const withSubgroups = new Set(['subgroups']), without = new Set<string>();
-  assert.equal(matmulKernel('register', withSubgroups), { shader: 'matmul_subgroup', entry: 'matmul_register_subgroup' });
+test('matmulKernel: register reads textures and shares A by shuffles only where subgroups are 8 lanes or wider', () => {
+  const withSubgroups = { features: new Set(['subgroups']), subgroupMinSize: 8 };
+  const narrow = { features: new Set(['subgroups']), subgroupMinSize: 4 };
+  const without = { features: new Set<string>(), subgroupMinSize: 0 };
+  assert.equal(matmulKernel('register', withSubgroups), { shader: 'matmul_texture', entry: 'matmul_texture' });
+  assert.equal(matmulKernel('register', narrow), { shader: 'matmul', entry: 'matmul_register' });
   assert.equal(matmulKernel('register', without), { shader: 'matmul', entry: 'matmul_register' });
-  for (const features of [withSubgroups, without]) {
-    assert.equal(matmulKernel('shared', features), { shader: 'matmul', entry: 'matmul_shared' });
+  for (const device of [withSubgroups, narrow, without]) {
+    assert.equal(matmulKernel('shared', device), { shader: 'matmul', entry: 'matmul_shared' });
   }
 });
 
@@ -205,17 +208,85 @@ test('matmulRaw register: row pitches and head strides address head slices of [B
   }
 }));
 
-test('device without subgroups: skips matmul_subgroup.wgsl, runs the plain register kernel and linear', async () => {
+// matmul_texture (the register variant where subgroups are 8 lanes wide: lavapipe): each operand reaches
+// its texture by copyBufferToTexture (rows of a multiple of 64 floats) or pack_operand (all the odd
+// shapes above), in all four layouts; K tails are masked in the layouts where K runs down the texture.
+test('matmulRaw register: texture operands copied where rows align, packed elsewhere, every layout', () => tidy(async () => {
+  const device = Device.default;
+  const textures = matmulKernel('register', device).entry === 'matmul_texture';
+  let seed = 500;
+  // [M, K, N, batch]: all rows aligned (64 or 128 floats); then A's only where not transposed (b's always);
+  // then K = 65 (a tail of one)
+  for (const [M, K, N, batch] of [[64, 64, 128, 2], [7, 128, 64, 2], [70, 65, 64, 1]] as const) {
+    for (const [transA, transB] of transposes) {
+      const a = randn(batch * M * K, seed++), b = randn(batch * K * N, seed++), bias = randn(N, seed++);
+      const out = Tensor.empty([batch * M * N]);
+      const copies0 = device.copyCount, dispatches0 = device.dispatchCount;
+      matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+        M, N, K, batch, transA, transB, alpha: 0.5, variant: 'register', bias: Tensor.fromArray(bias, [N]),
+      });
+      const name = `${tag(transA, transB)} ${batch}x(${M}x${K}x${N})`;
+      if (textures && M === 64) {
+        assert.is(device.copyCount - copies0, 2 * batch, `${name}: every item of both operands copied`);
+        assert.is(device.dispatchCount - dispatches0, 1, `${name}: no pack_operand`);
+      }
+      if (textures && M === 7) assert.is(device.copyCount - copies0, (transA ? 0 : batch) + batch, `${name}: copies`);
+      const want = matmulRef(a, b, { M, N, K, batch, transA, transB, alpha: 0.5, bias });
+      assertClose(`texture ${name}`, await out.toArray(), want, fwdTol);
+    }
+  }
+}));
+
+test('matmulRaw register: products taller than the texture split into K slices, row blocks and runs of items', () => tidy(async () => {
+  try {
+    // K slices (accumulated, bias once) and row blocks, with operands down the texture either way
+    matmulConfig.textureRows = 24;
+    let seed = 600;
+    for (const [M, K, N, transA, transB] of [[10, 53, 12, true, false], [10, 53, 12, false, false], [53, 6, 7, false, true], [53, 6, 7, true, true]] as const) {
+      const a = randn(M * K, seed++), b = randn(K * N, seed++), bias = randn(N, seed++), c0 = randn(M * N, seed++);
+      const out = Tensor.fromArray(c0, [c0.length]);
+      matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+        M, N, K, transA, transB, alpha: 0.5, accumulate: true, variant: 'register', bias: Tensor.fromArray(bias, [N]),
+      });
+      const want = matmulRef(a, b, { M, N, K, transA, transB, alpha: 0.5, bias, accumulateInto: c0 });
+      assertClose(`split ${tag(transA, transB)} ${M}x${K}x${N}`, await out.toArray(), want, fwdTol);
+    }
+    // runs of whole (image, heads) groups (fit 4 items, 2 heads), and runs of heads within a group
+    // (fit 2 items, 4 heads): per-head products of [B, S, H*hd] slices, C packed [B*H, S, S]
+    for (const [rows, H] of [[24, 2], [12, 4]] as const) {
+      matmulConfig.textureRows = rows;
+      const [B, S, hd] = [3, 5, 6];
+      const W = H * hd;
+      const x = randn(B * S * W, seed++), y = randn(B * S * W, seed++);
+      const scores = Tensor.empty([B * H * S * S]);
+      matmulRaw(Tensor.fromArray(x, [x.length]), Tensor.fromArray(y, [y.length]), scores, {
+        M: S, N: S, K: hd, transB: true, batch: B * H, heads: H, variant: 'register',
+        batchStrideA: S * W, batchStrideB: S * W, headStrideA: hd, headStrideB: hd, ldA: W, ldB: W,
+      });
+      const got = await scores.toArray();
+      for (let z = 0; z < B * H; z++) {
+        const [bi, h] = [Math.floor(z / H), z % H];
+        const rowsOf = (t: Float32Array) => Float32Array.from({ length: S * hd }, (_, i) => t[bi * S * W + Math.floor(i / hd) * W + h * hd + (i % hd)]);
+        const want = matmulRef(rowsOf(x), rowsOf(y), { M: S, N: S, K: hd, transB: true });
+        assertClose(`runs (texture rows ${rows}, ${H} heads) item ${z}`, got.subarray(z * S * S, (z + 1) * S * S), want, fwdTol);
+      }
+    }
+  } finally {
+    matmulConfig.textureRows = 0;
+  }
+}));
+
+test('device without subgroups: skips matmul_texture.wgsl, runs the plain register kernel and linear', async () => {
   const device = await Device.create({ disableFeatures: ['subgroups'] });
   try {
     assert.not.ok(device.features.has('subgroups'));
-    assert.throws(() => device.pipeline('matmul_subgroup', 'matmul_register_subgroup'),
-      /shaders\/matmul_subgroup\.wgsl needs the WebGPU feature 'subgroups', which this device lacks/);
+    assert.throws(() => device.pipeline('matmul_texture', 'matmul_texture'),
+      /shaders\/matmul_texture\.wgsl needs the WebGPU feature 'subgroups', which this device lacks/);
     await tidy(async () => {
       const on = { device };
       let seed = 400;
-      // the plain register kernel (pipelines are slow to build on lavapipe, so each layout once; the B loads
-      // it shares with the subgroup kernel are covered above): odd K and N (scalar B loads), then multiples
+      // the plain register kernel (pipelines are slow to build on lavapipe, so each layout once; the epilogue
+      // it shares with the texture kernel is covered above): odd K and N (scalar B loads), then multiples
       // of 4 (the vec4 paths), both ways of reading A. The linear below adds NN with vec4 loads.
       const cases = [[17, 26, 13, 1, false, false], [17, 26, 13, 1, true, true], [9, 12, 40, 2, false, true], [9, 12, 40, 2, true, false]] as const;
       for (const [M, K, N, batch, transA, transB] of cases) {

@@ -28,7 +28,7 @@ function load(path: string): CacheFile {
 
 export function nodeAutotuneCache(path = autotuneCachePath()): AutotuneCache {
   return {
-    // the matmul shader files (matmul.wgsl, matmul_subgroup.wgsl, ...): editing a kernel re-tunes
+    // the matmul shader files (matmul.wgsl, matmul_texture.wgsl, ...): editing a kernel re-tunes
     fingerprint() {
       const hash = createHash('sha256');
       try {

@@ -3,7 +3,7 @@
 import { BufferPool, type PoolStats } from './buffer-pool.ts';
 import { defaultPlatform, type Platform } from './platform.ts';
 
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number };
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number } | GPUTextureView;
 
 export interface DispatchDesc {
   /** shader file name without `.wgsl`, e.g. "matmul" */
@@ -17,7 +17,7 @@ export interface DispatchDesc {
    */
   u?: readonly number[];
   f?: readonly number[];
-  /** storage buffers at @binding(1), @binding(2), ... in order */
+  /** storage buffers (or texture views) at @binding(1), @binding(2), ... in order */
   bindings: readonly Binding[];
   /** workgroup counts; use `grid()` for 1-D work larger than 65535 workgroups */
   workgroups: readonly [number, number?, number?];
@@ -51,6 +51,7 @@ const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 1024;
 const PENDING_RELEASE_LIMIT = 64 * 1024 * 1024;
+const SCRATCH_TEXTURE_BYTES = 256 * 1024 * 1024;
 
 let defaultDevice: Device | null = null;
 
@@ -96,6 +97,8 @@ export class Device {
   readonly adapterInfo: GPUAdapterInfo;
   readonly features: ReadonlySet<string>;
   readonly isCPU: boolean;
+  /** the adapter's narrowest subgroup (0 where it does not say) */
+  readonly subgroupMinSize: number;
   readonly pool: BufferPool;
   /** the matmul variant ops use; set by options, VITCATS_MATMUL_VARIANT, autotune or adapter kind */
   matmulVariant: KernelVariant;
@@ -107,6 +110,8 @@ export class Device {
   private readonly skippedShaders = new Map<string, string>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly readPool: BufferPool;
+  /** scratch textures by role and size (scratchTexture) */
+  private readonly textures = new Map<string, { texture: GPUTexture; view: GPUTextureView; bytes: number }>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
@@ -126,12 +131,15 @@ export class Device {
   private timings = new Map<string, KernelTiming>();
   /** CPU-side count of dispatches since creation */
   dispatchCount = 0;
+  /** CPU-side count of buffer-to-texture copies since creation */
+  copyCount = 0;
 
   private constructor(platform: Platform, adapter: GPUAdapter, device: GPUDevice, options: DeviceOptions) {
     this.platform = platform;
     this.gpu = device;
     this.adapterInfo = adapter.info;
     this.features = new Set(device.features as unknown as Iterable<string>);
+    this.subgroupMinSize = (adapter.info as { subgroupMinSize?: number }).subgroupMinSize ?? 0;
     const desc = `${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.device} ${adapter.info.description}`;
     this.isCPU = /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(desc);
     this.debug = options.debug ?? false;
@@ -173,6 +181,7 @@ export class Device {
       maxBufferSize: a.maxBufferSize,
       maxStorageBuffersPerShaderStage: Math.min(a.maxStorageBuffersPerShaderStage, 10),
       maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+      maxTextureDimension2D: a.maxTextureDimension2D,
       maxComputeInvocationsPerWorkgroup: Math.min(a.maxComputeInvocationsPerWorkgroup, 256),
       maxComputeWorkgroupSizeX: Math.min(a.maxComputeWorkgroupSizeX, 256),
       maxComputeWorkgroupSizeY: Math.min(a.maxComputeWorkgroupSizeY, 256),
@@ -298,9 +307,10 @@ export class Device {
       this.uniformSlot++;
     }
     d.bindings.forEach((b, i) => {
-      const resource = 'size' in b && !(b instanceof GPUBuffer)
-        ? { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, Math.ceil(b.size / 4) * 4) }
-        : { buffer: b as GPUBuffer };
+      const resource = b instanceof GPUTextureView ? b
+        : 'size' in b && !(b instanceof GPUBuffer)
+          ? { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, Math.ceil(b.size / 4) * 4) }
+          : { buffer: b as GPUBuffer };
       entries.push({ binding: i + 1, resource });
     });
     const label = d.label ?? `${d.shader}:${d.entry}`;
@@ -470,6 +480,56 @@ export class Device {
     return this.pool.getStats();
   }
 
+  /**
+   * A width x height rgba32float texture for `role` that kernels may write (storage) and read (sampled),
+   * e.g. matmul's packed operands. The same one is handed out for the same role and size: work recorded
+   * earlier in this device's queue is done with it before later dispatches overwrite it (WebGPU orders
+   * dispatches). Over SCRATCH_TEXTURE_BYTES in all, the cache is emptied first.
+   */
+  scratchTexture(role: string, width: number, height: number): { texture: GPUTexture; view: GPUTextureView } {
+    const key = `${role} ${width}x${height}`;
+    let entry = this.textures.get(key);
+    if (!entry) {
+      const bytes = width * height * 16;
+      if (this.textureBytes + bytes > SCRATCH_TEXTURE_BYTES) this.releaseTextures();
+      const texture = this.gpu.createTexture({
+        size: [width, height], format: 'rgba32float', label: key,
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      entry = { texture, view: texture.createView(), bytes };
+      this.textures.set(key, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Records a copy of `size` = [texels per row, rows] from a buffer into a texture at row `originY`
+   * (copies sit between compute passes: this ends the open one). GPU timestamps do not cover copies;
+   * `copyCount` tells a benchmark that some happened.
+   */
+  copyToTexture(src: GPUImageCopyBuffer, texture: GPUTexture, size: [number, number], originY: number): void {
+    this.checkUsable();
+    this.endPass();
+    this.encoder ??= this.gpu.createCommandEncoder();
+    this.encoder.copyBufferToTexture(src, { texture, origin: [0, originY] }, size);
+    this.copyCount++;
+  }
+
+  /** bytes of the scratch textures held (see scratchTexture) */
+  get textureBytes(): number {
+    let sum = 0;
+    for (const t of this.textures.values()) sum += t.bytes;
+    return sum;
+  }
+
+  /** Destroys the scratch textures after submitting the work recorded so far (which may use them). */
+  releaseTextures(): void {
+    if (this.textures.size === 0) return;
+    this.flush();
+    for (const t of this.textures.values()) t.texture.destroy();
+    this.textures.clear();
+  }
+
   /** Releases the device; Node can exit afterwards. */
   destroy(): void {
     if (this.destroyed) return;
@@ -479,6 +539,8 @@ export class Device {
       /* device may be lost */
     }
     this.destroyed = true;
+    for (const t of this.textures.values()) t.texture.destroy();
+    this.textures.clear();
     this.pool.trim();
     this.readPool.trim();
     this.uniformArena.destroy();

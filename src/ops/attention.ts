@@ -44,7 +44,7 @@ function asOperand(l: Layout): { trans: boolean; ld: number } | null {
 
 /**
  * C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. Where the
- * linear layers' subgroup kernel runs (lavapipe), it does this too via per-head strides: 10-30% faster
+ * linear layers' texture kernel runs (lavapipe), it does this too via per-head strides: faster
  * than attention.wgsl's batched_matmul, which stays for the rest (the plain register kernel is 2-3x slower).
  */
 function batchedMatmul(
@@ -54,8 +54,8 @@ function batchedMatmul(
   const { m, n, k, batch, heads } = dims;
   const device = c.device;
   const opA = asOperand(aLayout), opB = asOperand(bLayout);
-  const subgroupKernel = matmulKernel(device.matmulVariant, device.features).entry === 'matmul_register_subgroup';
-  if (subgroupKernel && opA && opB && cLayout.col === 1) {
+  const textureKernel = matmulKernel(device.matmulVariant, device).entry === 'matmul_texture';
+  if (textureKernel && opA && opB && cLayout.col === 1) {
     matmulRaw(a, b, c, {
       M: m, N: n, K: k, batch: batch * heads, heads, alpha,
       transA: opA.trans, transB: opB.trans, ldA: opA.ld, ldB: opB.ld, ldC: cLayout.row,

@@ -1,4 +1,4 @@
-// Matrix multiplies (shaders/matmul.wgsl, matmul_subgroup.wgsl): matmulRaw (unrecorded, for other ops),
+// Matrix multiplies (shaders/matmul.wgsl, matmul_texture.wgsl): matmulRaw (unrecorded, for other ops),
 // matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
@@ -44,21 +44,30 @@ export interface MatmulParams {
   variant?: KernelVariant;
 }
 
-// Must match the shader: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane) and TS.
+// Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
+// matmul_texture's LANES and ROWS, and pack_operand's workgroup.
 const REGISTER_ROWS = 8;
 const REGISTER_LANES = 8;
 const SHARED_TILE = 64;
+const TEXTURE_LANES = 8;
+const TEXTURE_ROWS = 16;
+const PACK_WG = [16, 4] as const;
+
+/** Tests lower the texture height matmul_texture plans with (0: the device's maxTextureDimension2D) to reach its splits. */
+export const matmulConfig = { textureRows: 0 };
 const MAX_GROUPS = 65535;
 
 /**
- * The kernel that runs a variant on a device with these features: 'register' shares A across lanes by
- * subgroup shuffles where the device has `subgroups` (shaders/matmul_subgroup.wgsl, which Device skips
- * elsewhere), else each lane loads it itself.
+ * The kernel that runs a variant on a device with these features: 'register' reads packed textures and
+ * shares A by subgroup shuffles where the device has `subgroups` (shaders/matmul_texture.wgsl, which
+ * Device skips elsewhere; subgroups narrower than 8 lanes are not used), else each lane loads A itself.
  */
-export function matmulKernel(variant: KernelVariant, features: ReadonlySet<string>): { shader: string; entry: string } {
+export function matmulKernel(
+  variant: KernelVariant, device: { features: ReadonlySet<string>; subgroupMinSize: number },
+): { shader: string; entry: string } {
   if (variant === 'shared') return { shader: 'matmul', entry: 'matmul_shared' };
-  return features.has('subgroups')
-    ? { shader: 'matmul_subgroup', entry: 'matmul_register_subgroup' }
+  return device.features.has('subgroups') && device.subgroupMinSize >= TEXTURE_LANES
+    ? { shader: 'matmul_texture', entry: 'matmul_texture' }
     : { shader: 'matmul', entry: 'matmul_register' };
 }
 
@@ -111,6 +120,21 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   }
   const device = out.device;
   const variant = p.variant ?? device.matmulVariant;
+  let kernel = matmulKernel(variant, device);
+  if (kernel.entry === 'matmul_texture') {
+    // (K = 0 needs no textures; an N past the texture height would need the bias split too: rare enough)
+    const maxRows = matmulConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
+    if (K > 0 && N <= (transB ? maxRows : 4 * maxRows)) {
+      textureMatmul(a, b, out, {
+        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate,
+        a: { offset: offsetA, stride: strideA, headStride: headA, ld: ldA },
+        b: { offset: offsetB, stride: strideB, headStride: headB, ld: ldB },
+        c: { offset: offsetC, stride: strideC, headStride: headC, ld: ldC },
+      });
+      return;
+    }
+    kernel = { shader: 'matmul', entry: 'matmul_register' };
+  }
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
   // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
   const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding];
@@ -130,9 +154,115 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     throw new Error(`matmulRaw: ${desc} needs workgroups [${workgroups}], over ${MAX_GROUPS} in a dimension`);
   }
   device.dispatch({
-    ...matmulKernel(variant, device.features), constants,
+    ...kernel, constants,
     u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias, ldA, ldB, ldC, heads, headA, headB, headC], f: [p.alpha ?? 1], bindings, workgroups,
   });
+}
+
+/**
+ * Where an operand's stored rows lie: row r of batch item z = (group g, head h), that is g = floor(z / heads),
+ * h = z % heads, starts at offset + g stride + h headStride + r ld.
+ */
+interface Stored { offset: number; stride: number; headStride: number; ld: number }
+
+/** One product for matmul_texture: op(A) [M, K] and op(B) [K, N] per item, as matmulRaw's parameters. */
+interface TextureProduct {
+  M: number; N: number; K: number; items: number; heads: number; transA: boolean; transB: boolean;
+  a: Stored; b: Stored; c: Stored;
+  bias: Tensor | null; alpha: number; accumulate: boolean;
+}
+
+const shift = (s: Stored, elements: number): Stored => ({ ...s, offset: s.offset + elements });
+
+/**
+ * matmul_texture: copies or packs a and b into scratch textures (one image of each operand as stored,
+ * batch items stacked down), then multiplies. Operands taller than the device's textures are split:
+ * K into accumulated slices, M into row blocks, the batch into runs of items.
+ */
+function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): void {
+  const device = out.device;
+  const maxRows = matmulConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
+  const { M, N, K, items, heads, transA, transB } = q;
+  if (K > maxRows) {
+    for (let k0 = 0; k0 < K; k0 += maxRows) {
+      textureMatmul(a, b, out, {
+        ...q, K: Math.min(maxRows, K - k0), a: shift(q.a, transA ? k0 * q.a.ld : k0), b: shift(q.b, transB ? k0 : k0 * q.b.ld),
+        accumulate: q.accumulate || k0 > 0, bias: k0 === 0 ? q.bias : null,
+      });
+    }
+    return;
+  }
+  if (M > maxRows) {
+    for (let m0 = 0; m0 < M; m0 += maxRows) {
+      textureMatmul(a, b, out, {
+        ...q, M: Math.min(maxRows, M - m0), a: shift(q.a, transA ? m0 : m0 * q.a.ld), c: shift(q.c, m0 * q.c.ld),
+      });
+    }
+    return;
+  }
+  // stored rows x row length of each operand per item
+  const [rowsA, colsA] = transA ? [K, M] : [M, K];
+  const [rowsB, colsB] = transB ? [N, K] : [K, N];
+  const fit = Math.floor(maxRows / Math.max(rowsA, rowsB)); // items per texture
+  if (items > fit) {
+    const groups = items / heads;
+    const at = (s: Stored, g: number, h: number) => shift(s, g * s.stride + h * s.headStride);
+    if (fit >= heads) {
+      // runs of whole groups: item z of a run is still (z / heads, z % heads)
+      const run = Math.floor(fit / heads);
+      for (let g = 0; g < groups; g += run) {
+        const n = Math.min(run, groups - g);
+        textureMatmul(a, b, out, { ...q, items: n * heads, a: at(q.a, g, 0), b: at(q.b, g, 0), c: at(q.c, g, 0) });
+      }
+    } else {
+      // runs of heads within one group: as many "heads" as the run has items, so item z is head h + z
+      for (let g = 0; g < groups; g++) {
+        for (let h = 0; h < heads; h += fit) {
+          const n = Math.min(fit, heads - h);
+          textureMatmul(a, b, out, { ...q, items: n, heads: n, a: at(q.a, g, h), b: at(q.b, g, h), c: at(q.c, g, h) });
+        }
+      }
+    }
+    return;
+  }
+  const texA = operandTexture(a, 'matmul A', q.a, rowsA, colsA, items, heads);
+  const texB = operandTexture(b, 'matmul B', q.b, rowsB, colsB, items, heads);
+  const c = q.c;
+  device.dispatch({
+    shader: 'matmul_texture', entry: 'matmul_texture',
+    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate },
+    u: [M, N, K, 0, 0, c.stride, 0, 0, c.offset, +!!q.bias, 0, 0, c.ld, heads, 0, 0, c.headStride],
+    f: [q.alpha],
+    bindings: [texA, texB, out.binding, (q.bias ?? b).binding],
+    workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
+  });
+}
+
+/**
+ * A scratch texture holding `items` operands of rows x cols as stored (see matmul_texture.wgsl), filled by
+ * copyBufferToTexture where the rows allow it (a whole number of texels, 256-byte row pitch, 16-byte
+ * aligned starts; a memcpy on lavapipe), else by pack_operand.
+ */
+function operandTexture(src: Tensor, role: string, s: Stored, rows: number, cols: number, items: number, heads: number): GPUTextureView {
+  const device = src.device;
+  const width = Math.ceil(cols / 4);
+  const { texture, view } = device.scratchTexture(role, width, items * rows);
+  const base = (z: number) => s.offset + Math.floor(z / heads) * s.stride + (z % heads) * s.headStride;
+  const aligned = cols % 4 === 0 && (s.ld * 4) % 256 === 0 && s.offset % 4 === 0
+    && (items <= heads || s.stride % 4 === 0) && (heads === 1 || s.headStride % 4 === 0);
+  if (aligned) {
+    for (let z = 0; z < items; z++) {
+      device.copyToTexture({ buffer: src.buffer, offset: base(z) * 4, bytesPerRow: s.ld * 4 }, texture, [width, rows], z * rows);
+    }
+  } else {
+    device.dispatch({
+      shader: 'matmul_texture', entry: 'pack_operand',
+      u: [rows, cols, s.ld, s.offset, s.stride, heads, s.headStride],
+      bindings: [src.binding, view],
+      workgroups: [Math.ceil(width / PACK_WG[0]), Math.ceil(rows / PACK_WG[1]), items],
+    });
+  }
+  return view;
 }
 
 function splitShape(t: Tensor): { batchShape: number[]; rows: number; cols: number } {
