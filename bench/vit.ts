@@ -142,7 +142,10 @@ async function timed(fn: () => Promise<unknown>): Promise<{ ms: number; value: u
 
 const mem = () => {
   const s = device.memoryStats();
-  return { bytesInUse: s.bytesInUse, bytesAllocated: s.bytesAllocated, buffersAllocated: s.buffersAllocated, liveTensors: Tensor.liveCount };
+  return {
+    bytesInUse: s.bytesInUse, bytesAllocated: s.bytesAllocated, buffersAllocated: s.buffersAllocated,
+    textureBytes: device.textureBytes, liveTensors: Tensor.liveCount,
+  };
 };
 
 // first step: pipelines compile on first use
@@ -169,8 +172,9 @@ for (let i = 0; i < steps; i++) {
 const dispatchesPerStep = (device.dispatchCount - dispatches0) / steps;
 const stats = device.memoryStats();
 const peakInUse = stats.peakBytesInUse;
-const peakAllocated = stats.peakBytesAllocated;
 const afterLast = mem();
+// the GPU holds the pool's buffers and the matmul's scratch textures (lavapipe's texture kernel)
+const peakAllocated = stats.peakBytesAllocated + afterLast.textureBytes;
 
 await inferStep();
 await inferStep();
@@ -263,13 +267,15 @@ if (trainPhases.length) {
   log('\n(no phase breakdown: this adapter has no timestamp-query)');
 }
 
-log(`\nGPU memory: peak ${mib(peakInUse)} in use, ${mib(peakAllocated)} allocated by the pool (steady-state steps)`);
+log(`\nGPU memory: peak ${mib(peakInUse)} in use, ${mib(peakAllocated)} allocated (steady-state steps): the pool's ` +
+  `${mib(stats.peakBytesAllocated)} and ${mib(afterLast.textureBytes)} of matmul scratch textures`);
 log(`napkin: weights ${mib(napkin.weights)} + grads ${mib(napkin.grads)} + AdamW moments ${mib(napkin.adamw_moments)} + ` +
   `activations ${mib(napkin.activations)} = ${mib(napkin.total)}; peak in use / napkin = ${fmt(peakInUse / napkin.total, 2)}`);
 const memoryEqual = afterStep2.bytesInUse === afterLast.bytesInUse && afterStep2.bytesAllocated === afterLast.bytesAllocated &&
-  afterStep2.liveTensors === afterLast.liveTensors;
-log(`memory after step 2: ${mib(afterStep2.bytesInUse)} in use, ${mib(afterStep2.bytesAllocated)} allocated, ${afterStep2.liveTensors} tensors; ` +
-  `after step ${steps + 2}: ${mib(afterLast.bytesInUse)}, ${mib(afterLast.bytesAllocated)}, ${afterLast.liveTensors} tensors -> ${memoryEqual ? 'equal' : 'DIFFERENT'}`);
+  afterStep2.textureBytes === afterLast.textureBytes && afterStep2.liveTensors === afterLast.liveTensors;
+const memLine = (m: ReturnType<typeof mem>) =>
+  `${mib(m.bytesInUse)} in use, ${mib(m.bytesAllocated)} allocated, ${mib(m.textureBytes)} textures, ${m.liveTensors} tensors`;
+log(`memory after step 2: ${memLine(afterStep2)}; after step ${steps + 2}: ${memLine(afterLast)} -> ${memoryEqual ? 'equal' : 'DIFFERENT'}`);
 if (!Number.isFinite(lastLoss)) log(`WARNING: loss is ${lastLoss}`);
 
 if (json) {

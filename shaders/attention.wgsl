@@ -1,4 +1,5 @@
-// Softmax attention (Hugging Face ViTSelfAttention) as a few kernels over a [B, H, S, S] buffer:
+// Softmax attention (Hugging Face ViTSelfAttention) as a few kernels over [B, H, S, S] scores, stored with
+// a row pitch of S or more (rows padded to 256 bytes where matmul_texture copies them into textures):
 //   batched_matmul    one strided per-(batch, head) matmul used for Q K^T, P V, dC V^T, dS K, dS^T Q, P^T dC;
 //                     strides let it read and write head slices of the merged [B, S, H*hd] layout directly.
 //                     Where matmul_texture runs (lavapipe), src/ops/attention.ts uses that instead.
@@ -6,6 +7,7 @@
 //   softmax_backward  one invocation per row: dS = scale * p * (dP - sum_j p_j dP_j), dP = dP' * mask.
 //   apply_mask        one invocation per row: p' = p * mask when dropout or a head mask is on; backward
 //                     regenerates p' the same way (the dropout mask is a hash, never stored).
+//   unpad_rows        one invocation per row: a dense [B, H, S, S] copy of padded rows (returned probabilities).
 // Each entry point uses only its own bindings, so binding numbers are reused with other variables.
 
 override WG: u32 = 64;
@@ -80,6 +82,7 @@ struct RowParams {
   len: u32,        // S: row length and rows per (batch, head)
   heads: u32,
   seed: u32,       // dropout seed
+  pitch: u32,      // elements from one stored row to the next (len or more)
   scale: f32,      // score scale (softmax_backward folds it into dS)
   drop: f32,       // dropout probability
   keep_scale: f32, // 1 / (1 - drop)
@@ -91,7 +94,8 @@ override HEAD_MASK: bool = false;
 
 @group(0) @binding(2) var<storage, read> head_mask: array<f32>;
 
-// The same hash as shaders/elementwise.wgsl dropout, over the flat index into [B, H, S, S].
+// The same hash as shaders/elementwise.wgsl dropout, over the flat index into a dense [B, H, S, S]
+// (whatever the row pitch).
 fn hash_u32(v: u32) -> u32 {
   var h = v;
   h ^= h >> 16u; h *= 0x7feb352du;
@@ -122,7 +126,7 @@ fn row_head(row: u32) -> u32 {
 fn softmax_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = flat_index(gid, nwg);
   if (row >= rp.rows) { return; }
-  let base = row * rp.len;
+  let base = row * rp.pitch;
   let end = base + rp.len;
   var row_max = scores[base];
   for (var i = base + 1u; i < end; i++) { row_max = max(row_max, scores[i]); }
@@ -145,15 +149,16 @@ fn softmax_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 fn softmax_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = flat_index(gid, nwg);
   if (row >= rp.rows) { return; }
-  let base = row * rp.len;
+  let base = row * rp.pitch;
   let end = base + rp.len;
   let seed_hash = hash_u32(rp.seed);
   let head = row_head(row);
+  let flat = row * rp.len - base;  // + i: the element's index in a dense [B, H, S, S]
   var dot = 0.0;
   for (var i = base; i < end; i++) {
     var g = grad_scores[i];
     if (DROPOUT || HEAD_MASK) {
-      g *= mask_factor(i, seed_hash, head);
+      g *= mask_factor(flat + i, seed_hash, head);
       grad_scores[i] = g;
     }
     dot += probs[i] * g;
@@ -172,8 +177,19 @@ fn softmax_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
 fn apply_mask(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = flat_index(gid, nwg);
   if (row >= rp.rows) { return; }
-  let base = row * rp.len;
+  let base = row * rp.pitch;
   let seed_hash = hash_u32(rp.seed);
   let head = row_head(row);
-  for (var i = base; i < base + rp.len; i++) { masked_probs[i] = plain_probs[i] * mask_factor(i, seed_hash, head); }
+  let flat = row * rp.len - base;  // + i: the element's index in a dense [B, H, S, S]
+  for (var i = base; i < base + rp.len; i++) { masked_probs[i] = plain_probs[i] * mask_factor(flat + i, seed_hash, head); }
+}
+
+@group(0) @binding(2) var<storage, read_write> dense_probs: array<f32>;
+
+// dense_probs = the rows of plain_probs without their padding
+@compute @workgroup_size(WG)
+fn unpad_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = flat_index(gid, nwg);
+  if (row >= rp.rows) { return; }
+  for (var i = 0u; i < rp.len; i++) { dense_probs[row * rp.len + i] = plain_probs[row * rp.pitch + i]; }
 }

@@ -6,9 +6,10 @@
 //
 // Each texture is the image of an operand as stored (a [M, K], or [K, M] with TRANS_A; b [K, N], or
 // [N, K] with TRANS_B): texel (x, z * rows + r) = elements (r, 4x .. 4x+3) of batch item z, whose stored
-// rows are stacked down the texture. matmul.ts fills it by copyBufferToTexture where rows are aligned,
-// else by pack_operand, which zero-fills a row's last texel past its end. Texels past the last row or
-// column (robust access clamps them) feed only outputs that are not stored; reads past K are masked.
+// rows are stacked down the texture. matmul.ts fills it by copyBufferToTexture where rows are aligned
+// (rounding a row up to whole texels within its pitch), else by pack_operand. Values past M or N (and
+// texels past the edge, which robust access clamps) feed only outputs that are not stored; values past K
+// are masked, so whatever lies there (the next item's rows, a row's padding) does not matter.
 // Needs subgroups of at least LANES invocations (Device compiles this file only where the device has
 // subgroups; matmul.ts checks the width and falls back to matmul_register).
 enable subgroups;
@@ -33,11 +34,11 @@ fn loadB(first: u32, k: u32, col0: u32) -> mat4x4f {
     // texel (k / 4, n) holds op(B)[k .. k+3, n]: four columns, transposed in registers (free: one
     // vector register per component either way)
     for (var j = 0u; j < 4u; j++) { b[j] = textureLoad(texB, vec2u(k / 4u, first + col0 + j), 0); }
-    return transpose(b);
+    b = transpose(b);
+  } else {
+    for (var r = 0u; r < 4u; r++) { b[r] = textureLoad(texB, vec2u(col0 / 4u, first + k + r), 0); }
   }
-  for (var r = 0u; r < 4u; r++) {
-    b[r] = select(vec4f(0.0), textureLoad(texB, vec2u(col0 / 4u, first + k + r), 0), k + r < params.K);
-  }
+  for (var r = 0u; r < 4u; r++) { b[r] = select(vec4f(0.0), b[r], k + r < params.K); }
   return b;
 }
 
@@ -75,8 +76,9 @@ fn matmul_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation
       near = select(vec4f(0.0), textureLoad(texA, vec2u(x, firstA + r), 0), r < K);
       far = select(vec4f(0.0), textureLoad(texA, vec2u(x, firstA + r + 2u), 0), r + 2u < K);
     } else {
-      near = textureLoad(texA, vec2u(k / 4u, firstA + row0 + lane), 0);
-      far = textureLoad(texA, vec2u(k / 4u, firstA + row0 + LANES + lane), 0);
+      let inK = k + vec4u(0u, 1u, 2u, 3u) < vec4u(K);
+      near = select(vec4f(0.0), textureLoad(texA, vec2u(k / 4u, firstA + row0 + lane), 0), inK);
+      far = select(vec4f(0.0), textureLoad(texA, vec2u(k / 4u, firstA + row0 + LANES + lane), 0), inK);
     }
     for (var i = 0u; i < RT_M; i++) {
       top[i] = fma4(top[i], rowOfA(near, far, i), b);

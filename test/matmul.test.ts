@@ -235,6 +235,24 @@ test('matmulRaw register: texture operands copied where rows align, packed elsew
       assertClose(`texture ${name}`, await out.toArray(), want, fwdTol);
     }
   }
+  // rows padded to a 256-byte pitch (attention's scores): copied rounded up to whole texels, so NaN padding
+  // lands in the textures past K (masked) or past M and N (not stored)
+  const [M, K, N, ld] = [9, 61, 10, 64];
+  for (const [transA, transB] of transposes) {
+    const a = randn(M * K, seed++), b = randn(K * N, seed++);
+    const padded = (x: Float32Array, rows: number, cols: number) => {
+      const p = new Float32Array(rows * ld).fill(NaN);
+      for (let r = 0; r < rows; r++) p.set(x.subarray(r * cols, (r + 1) * cols), r * ld);
+      return Tensor.fromArray(p, [p.length]);
+    };
+    const out = Tensor.empty([M * N]);
+    const copies0 = device.copyCount;
+    matmulRaw(padded(a, transA ? K : M, transA ? M : K), padded(b, transB ? N : K, transB ? K : N), out, {
+      M, N, K, transA, transB, ldA: ld, ldB: ld, variant: 'register',
+    });
+    if (textures) assert.is(device.copyCount - copies0, 2, `padded ${tag(transA, transB)}: both operands copied`);
+    assertClose(`texture padded rows ${tag(transA, transB)}`, await out.toArray(), matmulRef(a, b, { M, N, K, transA, transB }), fwdTol);
+  }
 }));
 
 test('matmulRaw register: products taller than the texture split into K slices, row blocks and runs of items', () => tidy(async () => {

@@ -2,6 +2,7 @@
 // [B, S, H*hd] layout of the query/key/value Linear outputs: no head split or merge copies.
 //   scores = q_h k_h^T * scale; p = softmax(scores); p' = dropout(p) * headMask[h]; context_h = p' v_h
 import { Tensor } from '../tensor.ts';
+import type { Device } from '../gpu/device.ts';
 import { record } from '../autograd.ts';
 import { matmulKernel, matmulRaw } from './matmul.ts';
 
@@ -42,6 +43,8 @@ function asOperand(l: Layout): { trans: boolean; ld: number } | null {
   return null;
 }
 
+const usesTextureMatmul = (device: Device) => matmulKernel(device.matmulVariant, device).entry === 'matmul_texture';
+
 /**
  * C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. Where the
  * linear layers' texture kernel runs (lavapipe), it does this too via per-head strides: faster
@@ -54,8 +57,7 @@ function batchedMatmul(
   const { m, n, k, batch, heads } = dims;
   const device = c.device;
   const opA = asOperand(aLayout), opB = asOperand(bLayout);
-  const textureKernel = matmulKernel(device.matmulVariant, device).entry === 'matmul_texture';
-  if (textureKernel && opA && opB && cLayout.col === 1) {
+  if (usesTextureMatmul(device) && opA && opB && cLayout.col === 1) {
     matmulRaw(a, b, c, {
       M: m, N: n, K: k, batch: batch * heads, heads, alpha,
       transA: opA.trans, transB: opB.trans, ldA: opA.ld, ldB: opB.ld, ldC: cLayout.row,
@@ -79,29 +81,31 @@ function batchedMatmul(
 interface MaskSpec { dropout: number; seed: number; headMask: Tensor | null }
 
 /**
- * One of the row kernels over the [B, H, S, S] buffers. softmax_forward: `main` in place.
- * softmax_backward: `main` = dP' -> dS in place, `probs` = p. apply_mask: `main` = p -> `probs` = p'.
+ * One of the row kernels over the [B, H, S, S] buffers (rows `pitch` apart). softmax_forward: `main` in
+ * place. softmax_backward: `main` = dP' -> dS in place, `probs` = p. apply_mask: `main` = p -> `probs` = p'.
+ * unpad_rows: `main` (padded rows) -> `probs` (dense).
  */
 function rowKernel(
-  entry: 'softmax_forward' | 'softmax_backward' | 'apply_mask',
-  main: Tensor, probs: Tensor | null, dims: { batch: number; heads: number; seq: number },
+  entry: 'softmax_forward' | 'softmax_backward' | 'apply_mask' | 'unpad_rows',
+  main: Tensor, probs: Tensor | null, dims: { batch: number; heads: number; seq: number; pitch: number },
   mask: MaskSpec, scale: number,
 ): void {
-  const { batch, heads, seq } = dims;
+  const { batch, heads, seq, pitch } = dims;
   const rows = batch * heads * seq;
   const device = main.device;
   let bindings = [main.binding];
   if (probs) {
     // Without a head mask its binding still sits in the auto layout: bind the read-only p there.
     const readOnlyP = entry === 'apply_mask' ? main : probs;
-    bindings = [main.binding, (mask.headMask ?? readOnlyP).binding, probs.binding];
+    bindings = entry === 'unpad_rows' ? [main.binding, probs.binding]
+      : [main.binding, (mask.headMask ?? readOnlyP).binding, probs.binding];
   }
   device.dispatch({
     shader: 'attention', entry,
-    constants: entry === 'softmax_forward'
+    constants: entry === 'softmax_forward' || entry === 'unpad_rows'
       ? { WG }
       : { WG, DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0 },
-    u: [rows, seq, heads, mask.seed >>> 0],
+    u: [rows, seq, heads, mask.seed >>> 0, pitch],
     f: [scale, mask.dropout, 1 / (1 - mask.dropout)],
     bindings,
     workgroups: device.grid(rows, WG),
@@ -145,22 +149,31 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const mask: MaskSpec = { dropout, seed: opts.seed ?? 0, headMask };
   const masked = dropout > 0 || headMask !== null;
 
-  const dims = { batch, heads, seq };
-  const tokens: Layout = { batch: seq * width, head: headDim, row: width, col: 1 };
-  const square: Layout = { batch: heads * seq * seq, head: seq * seq, row: seq, col: 1 };
   const device = q.device;
+  // Score rows padded to 256 bytes where the texture matmul runs: it then copies them into its textures
+  // instead of packing them (the padding is never read as data).
+  const pitch = usesTextureMatmul(device) ? Math.ceil(seq / 64) * 64 : seq;
+  const dims = { batch, heads, seq, pitch };
+  const tokens: Layout = { batch: seq * width, head: headDim, row: width, col: 1 };
+  const square: Layout = { batch: heads * seq * pitch, head: seq * pitch, row: pitch, col: 1 };
 
   // p: scores, then the softmax in place; p' (masked) only when dropout or a head mask is on.
-  const p = Tensor.empty([batch, heads, seq, seq], { device });
+  const p = Tensor.empty([batch, heads, seq, pitch], { device });
   batchedMatmul(q, tokens, k, transpose(tokens), p, square, { m: seq, n: seq, k: headDim, batch, heads }, scale);
   rowKernel('softmax_forward', p, null, dims, mask, scale);
-  const pMasked = masked ? Tensor.empty([batch, heads, seq, seq], { device }) : null;
+  const pMasked = masked ? Tensor.empty(p.shape, { device }) : null;
   if (pMasked) rowKernel('apply_mask', p, pMasked, dims, mask, scale);
   const pUsed = pMasked ?? p;
   const context = Tensor.empty(q.shape, { device });
   batchedMatmul(pUsed, square, v, tokens, context, tokens, { m: seq, n: headDim, k: seq, batch, heads });
 
-  const probs = opts.returnProbs ? pUsed.view(pUsed.shape) : null;
+  let probs: Tensor | null = null;
+  if (opts.returnProbs && pitch === seq) {
+    probs = pUsed.view(pUsed.shape);
+  } else if (opts.returnProbs) {
+    probs = Tensor.empty([batch, heads, seq, seq], { device });
+    rowKernel('unpad_rows', pUsed, probs, dims, mask, scale);
+  }
   pMasked?.dispose(); // the view (if any) keeps its storage alive
 
   // record() disposes these at once when no input needs a gradient.

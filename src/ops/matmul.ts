@@ -240,16 +240,19 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
 
 /**
  * A scratch texture holding `items` operands of rows x cols as stored (see matmul_texture.wgsl), filled by
- * copyBufferToTexture where the rows allow it (a whole number of texels, 256-byte row pitch, 16-byte
- * aligned starts; a memcpy on lavapipe), else by pack_operand.
+ * copyBufferToTexture where the rows allow it (256-byte row pitch, 16-byte aligned starts, a row rounded
+ * up to whole texels still within its pitch and the buffer; a memcpy on lavapipe), else by pack_operand.
  */
 function operandTexture(src: Tensor, role: string, s: Stored, rows: number, cols: number, items: number, heads: number): GPUTextureView {
   const device = src.device;
   const width = Math.ceil(cols / 4);
   const { texture, view } = device.scratchTexture(role, width, items * rows);
   const base = (z: number) => s.offset + Math.floor(z / heads) * s.stride + (z % heads) * s.headStride;
-  const aligned = cols % 4 === 0 && (s.ld * 4) % 256 === 0 && s.offset % 4 === 0
-    && (items <= heads || s.stride % 4 === 0) && (heads === 1 || s.headStride % 4 === 0);
+  let lastBase = 0;
+  for (let z = 0; z < items; z++) lastBase = Math.max(lastBase, base(z));
+  const end = lastBase + (rows - 1) * s.ld + width * 4; // elements the copies reach
+  const aligned = width * 4 <= s.ld && (s.ld * 4) % 256 === 0 && s.offset % 4 === 0
+    && (items <= heads || s.stride % 4 === 0) && (heads === 1 || s.headStride % 4 === 0) && end * 4 <= src.buffer.size;
   if (aligned) {
     for (let z = 0; z < items; z++) {
       device.copyToTexture({ buffer: src.buffer, offset: base(z) * 4, bytesPerRow: s.ld * 4 }, texture, [width, rows], z * rows);
