@@ -18,6 +18,7 @@ import { gelu, add } from '../src/ops/elementwise.ts';
 import { patchify, embeddings } from '../src/ops/patchify.ts';
 import { crossEntropy, softmax } from '../src/ops/loss.ts';
 import { AdamW } from '../src/optim/adamw.ts';
+import { matmulRef } from '../src/ref/matmul.ts';
 import { attentionForwardRef, attentionBackwardRef } from '../src/ref/attention.ts';
 import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
 import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
@@ -88,23 +89,6 @@ function sampleRows(n: number, k = 8): number[] {
   return [...new Set(Array.from({ length: k }, (_, i) => Math.round((i * (n - 1)) / (k - 1))))];
 }
 
-/** Rows `rows` of op(A) op(B) in float64, op(A) [M, K] and op(B) [K, N], row-major inputs. */
-function matmulRowsRef(
-  a: Float32Array, b: Float32Array, rows: number[], d: { M: number; N: number; K: number; transA?: boolean; transB?: boolean },
-): Float64Array {
-  const { M, N, K } = d;
-  const out = new Float64Array(rows.length * N);
-  rows.forEach((i, r) => {
-    const row = out.subarray(r * N, (r + 1) * N);
-    for (let k = 0; k < K; k++) {
-      const av = d.transA ? a[k * M + i] : a[i * K + k];
-      if (d.transB) for (let j = 0; j < N; j++) row[j] += av * b[j * K + k];
-      else for (let j = 0; j < N; j++) row[j] += av * b[k * N + j];
-    }
-  });
-  return out;
-}
-
 /** The same rows of a [?, cols] array. */
 function pickRows(x: Float32Array, rows: number[], cols: number): Float32Array {
   const out = new Float32Array(rows.length * cols);
@@ -137,7 +121,7 @@ function matmulCase(M: number, N: number, K: number, variant: KernelVariant, dir
           async check() {
             const c = await noGrad(() => matmul(a, b, { variant })).toArray();
             const rows = sampleRows(M);
-            const want = matmulRowsRef(await a.toArray(), await b.toArray(), rows, { M, N, K });
+            const want = matmulRef(await a.toArray(), await b.toArray(), { M, N, K, rows });
             return [compare(pickRows(c, rows, N), want, TOL_FWD, `C: ${rows.length} of ${M} rows`)];
           },
         };
@@ -152,8 +136,8 @@ function matmulCase(M: number, N: number, K: number, variant: KernelVariant, dir
           const [A, B, DC] = [await a.toArray(), await b.toArray(), await dc.toArray()];
           const rowsA = sampleRows(M), rowsB = sampleRows(K);
           return [
-            compare(pickRows(await da!.toArray(), rowsA, K), matmulRowsRef(DC, B, rowsA, { M, N: K, K: N, transB: true }), TOL_BWD, `dA: ${rowsA.length} of ${M} rows`),
-            compare(pickRows(await db!.toArray(), rowsB, N), matmulRowsRef(A, DC, rowsB, { M: K, N, K: M, transA: true }), TOL_BWD, `dB: ${rowsB.length} of ${K} rows`),
+            compare(pickRows(await da!.toArray(), rowsA, K), matmulRef(DC, B, { M, N: K, K: N, transB: true, rows: rowsA }), TOL_BWD, `dA: ${rowsA.length} of ${M} rows`),
+            compare(pickRows(await db!.toArray(), rowsB, N), matmulRef(A, DC, { M: K, N, K: M, transA: true, rows: rowsB }), TOL_BWD, `dB: ${rowsB.length} of ${K} rows`),
           ];
         },
       };
@@ -176,7 +160,7 @@ function linearCase(rows: number, out: number, inF: number, variant: KernelVaria
           run: () => noGrad(() => linear(x, w, b)).dispose(),
           async check() {
             const y = await noGrad(() => linear(x, w, b)).toArray();
-            const want = matmulRowsRef(await x.toArray(), await w.toArray(), rowsY, { M: rows, N: out, K: inF, transB: true });
+            const want = matmulRef(await x.toArray(), await w.toArray(), { M: rows, N: out, K: inF, transB: true, rows: rowsY });
             const B = await b.toArray();
             for (let i = 0; i < want.length; i++) want[i] += B[i % out];
             return [compare(pickRows(y, rowsY, out), want, TOL_FWD, `y: ${rowsY.length} of ${rows} rows`)];
@@ -195,8 +179,8 @@ function linearCase(rows: number, out: number, inF: number, variant: KernelVaria
           const dbWant = new Float64Array(out);
           for (let i = 0; i < DY.length; i++) dbWant[i % out] += DY[i];
           return [
-            compare(pickRows(await dx!.toArray(), rowsY, inF), matmulRowsRef(DY, W, rowsY, { M: rows, N: inF, K: out }), TOL_BWD, `dx: ${rowsY.length} of ${rows} rows`),
-            compare(pickRows(await dw!.toArray(), rowsW, inF), matmulRowsRef(DY, X, rowsW, { M: out, N: inF, K: rows, transA: true }), TOL_BWD, `dW: ${rowsW.length} of ${out} rows`),
+            compare(pickRows(await dx!.toArray(), rowsY, inF), matmulRef(DY, W, { M: rows, N: inF, K: out, rows: rowsY }), TOL_BWD, `dx: ${rowsY.length} of ${rows} rows`),
+            compare(pickRows(await dw!.toArray(), rowsW, inF), matmulRef(DY, X, { M: out, N: inF, K: rows, transA: true, rows: rowsW }), TOL_BWD, `dW: ${rowsW.length} of ${out} rows`),
             compare(await db!.toArray(), dbWant, TOL_BWD, 'db: all'),
           ];
         },

@@ -14,28 +14,31 @@ export interface MatmulRefParams {
   alpha?: number;
   /** added to the result (the accumulate-into case), [batch, M, N] */
   accumulateInto?: ArrayLike<number> | null;
+  /** only these rows of each product (a bench checks big shapes on a few): the result is [batch, rows.length, N] */
+  rows?: readonly number[];
 }
 
-/** out[i] = alpha * op(A[i]) op(B[i]) + bias + accumulateInto[i], as [batch, M, N]. */
+/** out[i] = alpha * op(A[i]) op(B[i]) + bias + accumulateInto[i], as [batch, M, N] (or the given rows). */
 export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, p: MatmulRefParams): Float64Array {
   const { M, N, K } = p;
   const batch = p.batch ?? 1;
   const sA = p.batchStrideA ?? M * K, sB = p.batchStrideB ?? K * N;
   const alpha = p.alpha ?? 1;
-  const out = new Float64Array(batch * M * N);
+  const rows = p.rows ?? Array.from({ length: M }, (_, m) => m);
+  const out = new Float64Array(batch * rows.length * N);
   for (let i = 0; i < batch; i++) {
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) {
-          const av = a[i * sA + (p.transA ? k * M + m : m * K + k)];
-          const bv = b[i * sB + (p.transB ? n * K + k : k * N + n)];
-          s += av * bv;
-        }
-        const o = (i * M + m) * N + n;
-        out[o] = alpha * s + (p.bias ? p.bias[n] : 0) + (p.accumulateInto ? p.accumulateInto[o] : 0);
+    rows.forEach((m, r) => {
+      // one output row at a time, k outer: the same sums in the same order, over contiguous rows of B
+      const row = out.subarray((i * rows.length + r) * N, (i * rows.length + r + 1) * N);
+      for (let k = 0; k < K; k++) {
+        const av = a[i * sA + (p.transA ? k * M + m : m * K + k)];
+        if (p.transB) for (let n = 0; n < N; n++) row[n] += av * b[i * sB + n * K + k];
+        else for (let n = 0; n < N; n++) row[n] += av * b[i * sB + k * N + n];
       }
-    }
+      for (let n = 0; n < N; n++) {
+        row[n] = alpha * row[n] + (p.bias ? p.bias[n] : 0) + (p.accumulateInto ? p.accumulateInto[(i * M + m) * N + n] : 0);
+      }
+    });
   }
   return out;
 }
