@@ -294,6 +294,28 @@ test('matmulRaw register: products taller than the texture split into K slices, 
   }
 }));
 
+test('matmulRaw register: a full scratch-texture cache is emptied before a product, never within one', () => tidy(async () => {
+  const device = Device.default;
+  const limit = device.scratchTextureLimit;
+  try {
+    // a limit below one product's textures: each new shape empties the cache (after submitting the work
+    // that used it) and then holds just its own two textures
+    device.scratchTextureLimit = 1;
+    let seed = 700;
+    for (const [M, K, N] of [[20, 12, 8], [33, 40, 24], [20, 12, 8], [7, 5, 3]] as const) {
+      const a = randn(M * K, seed++), b = randn(K * N, seed++);
+      const out = Tensor.empty([M * N]);
+      matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, { M, N, K, variant: 'register' });
+      if (matmulKernel('register', device).entry === 'matmul_texture') {
+        assert.is(device.textureBytes, (Math.ceil(K / 4) * M + Math.ceil(N / 4) * K) * 16, `${M}x${K}x${N}: only this product's textures`);
+      }
+      assertClose(`small cache ${M}x${K}x${N}`, await out.toArray(), matmulRef(a, b, { M, N, K }), fwdTol);
+    }
+  } finally {
+    device.scratchTextureLimit = limit;
+  }
+}));
+
 test('device without subgroups: skips matmul_texture.wgsl, runs the plain register kernel and linear', async () => {
   const device = await Device.create({ disableFeatures: ['subgroups'] });
   try {

@@ -51,7 +51,6 @@ const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 1024;
 const PENDING_RELEASE_LIMIT = 64 * 1024 * 1024;
-const SCRATCH_TEXTURE_BYTES = 256 * 1024 * 1024;
 
 let defaultDevice: Device | null = null;
 
@@ -110,7 +109,7 @@ export class Device {
   private readonly skippedShaders = new Map<string, string>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly readPool: BufferPool;
-  /** scratch textures by role and size (scratchTexture) */
+  /** scratch textures by role and size (scratchTextures) */
   private readonly textures = new Map<string, { texture: GPUTexture; view: GPUTextureView; bytes: number }>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -133,6 +132,8 @@ export class Device {
   dispatchCount = 0;
   /** CPU-side count of buffer-to-texture copies since creation */
   copyCount = 0;
+  /** scratchTextures empties its cache before it would hold more than this many bytes */
+  scratchTextureLimit = 256 * 1024 * 1024;
 
   private constructor(platform: Platform, adapter: GPUAdapter, device: GPUDevice, options: DeviceOptions) {
     this.platform = platform;
@@ -481,25 +482,28 @@ export class Device {
   }
 
   /**
-   * A width x height rgba32float texture for `role` that kernels may write (storage) and read (sampled),
-   * e.g. matmul's packed operands. The same one is handed out for the same role and size: work recorded
-   * earlier in this device's queue is done with it before later dispatches overwrite it (WebGPU orders
-   * dispatches). Over SCRATCH_TEXTURE_BYTES in all, the cache is emptied first.
+   * width x height rgba32float textures, one per role, that kernels may fill (copies, storage writes) and
+   * read (sampled), e.g. matmul's operands. The same one is handed out for the same role and size: work
+   * recorded earlier in this device's queue is done with it before later commands overwrite it (WebGPU
+   * orders them). Where the new ones would take the cache past `scratchTextureLimit`, it is emptied
+   * first, so the textures of one call stay valid together.
    */
-  scratchTexture(role: string, width: number, height: number): { texture: GPUTexture; view: GPUTextureView } {
-    const key = `${role} ${width}x${height}`;
-    let entry = this.textures.get(key);
-    if (!entry) {
-      const bytes = width * height * 16;
-      if (this.textureBytes + bytes > SCRATCH_TEXTURE_BYTES) this.releaseTextures();
-      const texture = this.gpu.createTexture({
-        size: [width, height], format: 'rgba32float', label: key,
-        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-      });
-      entry = { texture, view: texture.createView(), bytes };
-      this.textures.set(key, entry);
-    }
-    return entry;
+  scratchTextures(specs: { role: string; width: number; height: number }[]): { texture: GPUTexture; view: GPUTextureView }[] {
+    const key = (s: { role: string; width: number; height: number }) => `${s.role} ${s.width}x${s.height}`;
+    const adding = specs.filter((s) => !this.textures.has(key(s))).reduce((sum, s) => sum + s.width * s.height * 16, 0);
+    if (adding > 0 && this.textureBytes + adding > this.scratchTextureLimit) this.releaseTextures();
+    return specs.map((s) => {
+      let entry = this.textures.get(key(s));
+      if (!entry) {
+        const texture = this.gpu.createTexture({
+          size: [s.width, s.height], format: 'rgba32float', label: key(s),
+          usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+        });
+        entry = { texture, view: texture.createView(), bytes: s.width * s.height * 16 };
+        this.textures.set(key(s), entry);
+      }
+      return entry;
+    });
   }
 
   /**
@@ -515,7 +519,7 @@ export class Device {
     this.copyCount++;
   }
 
-  /** bytes of the scratch textures held (see scratchTexture) */
+  /** bytes of the scratch textures held (see scratchTextures) */
   get textureBytes(): number {
     let sum = 0;
     for (const t of this.textures.values()) sum += t.bytes;

@@ -225,28 +225,33 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
     }
     return;
   }
-  const texA = operandTexture(a, 'matmul A', q.a, rowsA, colsA, items, heads);
-  const texB = operandTexture(b, 'matmul B', q.b, rowsB, colsB, items, heads);
+  const [texA, texB] = device.scratchTextures([
+    { role: 'matmul A', width: Math.ceil(colsA / 4), height: items * rowsA },
+    { role: 'matmul B', width: Math.ceil(colsB / 4), height: items * rowsB },
+  ]);
+  fillOperandTexture(a, texA, q.a, rowsA, colsA, items, heads);
+  fillOperandTexture(b, texB, q.b, rowsB, colsB, items, heads);
   const c = q.c;
   device.dispatch({
     shader: 'matmul_texture', entry: 'matmul_texture',
     constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate },
     u: [M, N, K, 0, 0, c.stride, 0, 0, c.offset, +!!q.bias, 0, 0, c.ld, heads, 0, 0, c.headStride],
     f: [q.alpha],
-    bindings: [texA, texB, out.binding, (q.bias ?? b).binding],
+    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding],
     workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
   });
 }
 
 /**
- * A scratch texture holding `items` operands of rows x cols as stored (see matmul_texture.wgsl), filled by
+ * Fills a scratch texture with `items` operands of rows x cols as stored (see matmul_texture.wgsl): by
  * copyBufferToTexture where the rows allow it (256-byte row pitch, 16-byte aligned starts, a row rounded
  * up to whole texels still within its pitch and the buffer; a memcpy on lavapipe), else by pack_operand.
  */
-function operandTexture(src: Tensor, role: string, s: Stored, rows: number, cols: number, items: number, heads: number): GPUTextureView {
+function fillOperandTexture(
+  src: Tensor, { texture, view }: { texture: GPUTexture; view: GPUTextureView }, s: Stored, rows: number, cols: number, items: number, heads: number,
+): void {
   const device = src.device;
   const width = Math.ceil(cols / 4);
-  const { texture, view } = device.scratchTexture(role, width, items * rows);
   const base = (z: number) => s.offset + Math.floor(z / heads) * s.stride + (z % heads) * s.headStride;
   let lastBase = 0;
   for (let z = 0; z < items; z++) lastBase = Math.max(lastBase, base(z));
@@ -265,7 +270,6 @@ function operandTexture(src: Tensor, role: string, s: Stored, rows: number, cols
       workgroups: [Math.ceil(width / PACK_WG[0]), Math.ceil(rows / PACK_WG[1]), items],
     });
   }
-  return view;
 }
 
 function splitShape(t: Tensor): { batchShape: number[]; rows: number; cols: number } {
