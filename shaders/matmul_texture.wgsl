@@ -18,6 +18,7 @@ enable subgroups;
 // one workgroup = one subgroup of 8 lanes, each owning 4 adjacent columns; ROWS rows per workgroup
 const LANES = 8u;
 const ROWS = 2u * LANES;  // 16 x 4 accumulators per lane
+const_assert RT_M == LANES;  // the accumulators are matmul.wgsl's register tiles, one per half
 
 @group(0) @binding(1) var texA: texture_2d<f32>;
 @group(0) @binding(2) var texB: texture_2d<f32>;
