@@ -199,7 +199,7 @@ let inferPhases: Phase[] = [];
 let trainGpuMs = NaN, inferGpuMs = NaN, profiledTrainMs = NaN, profiledInferMs = NaN;
 if (profile && device.canTime) {
   // label each dispatch with its phase, for the profiled steps only (the timed ones run unwrapped);
-  // pack_operand dispatches wait for the product they feed, whose operands tell the phase
+  // pack_operand dispatches wait for the product they feed, whose shape tells the phase
   const rawDispatch = device.dispatch;
   const packs: DispatchDesc[] = [];
   device.dispatch = (d: DispatchDesc) => {

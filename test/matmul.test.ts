@@ -178,15 +178,19 @@ test('matmulKernel: register reads textures and shares A by shuffles only where 
   }
 });
 
+/** Head h of image b of a [B, S, H*hd] array, as a dense [S, hd]. */
+function headSlice(t: Float32Array, b: number, h: number, S: number, H: number, hd: number): Float32Array {
+  const W = H * hd;
+  const out = new Float32Array(S * hd);
+  for (let s = 0; s < S; s++) out.set(t.subarray(b * S * W + s * W + h * hd, b * S * W + s * W + (h + 1) * hd), s * hd);
+  return out;
+}
+
 test('matmulRaw register: row pitches and head strides address head slices of [B, S, H*hd]', () => tidy(async () => {
   const [B, S, H, hd] = [2, 9, 3, 8];
   const W = H * hd;
   const x = randn(B * S * W, 300), y = randn(B * S * W, 301);
-  const slice = (t: Float32Array, b: number, h: number) => {
-    const out = new Float32Array(S * hd);
-    for (let s = 0; s < S; s++) out.set(t.subarray(b * S * W + s * W + h * hd, b * S * W + s * W + (h + 1) * hd), s * hd);
-    return out;
-  };
+  const slice = (t: Float32Array, b: number, h: number) => headSlice(t, b, h, S, H, hd);
   const tx = Tensor.fromArray(x, [x.length]), ty = Tensor.fromArray(y, [y.length]);
   const heads = { batch: B * H, heads: H, batchStrideA: S * W, batchStrideB: S * W, headStrideA: hd, headStrideB: hd, ldA: W, ldB: W };
   // x_h y_h^T (S x S per head, packed), then x_h^T y_h (hd x hd) written into head slices of a [B, hd, H*hd]
@@ -284,8 +288,7 @@ test('matmulRaw register: products taller than the texture split into K slices, 
       const got = await scores.toArray();
       for (let z = 0; z < B * H; z++) {
         const [bi, h] = [Math.floor(z / H), z % H];
-        const rowsOf = (t: Float32Array) => Float32Array.from({ length: S * hd }, (_, i) => t[bi * S * W + Math.floor(i / hd) * W + h * hd + (i % hd)]);
-        const want = matmulRef(rowsOf(x), rowsOf(y), { M: S, N: S, K: hd, transB: true });
+        const want = matmulRef(headSlice(x, bi, h, S, H, hd), headSlice(y, bi, h, S, H, hd), { M: S, N: S, K: hd, transB: true });
         assertClose(`runs (texture rows ${rows}, ${H} heads) item ${z}`, got.subarray(z * S * S, (z + 1) * S * S), want, fwdTol);
       }
     }

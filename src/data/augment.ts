@@ -51,7 +51,6 @@ export function resolveAugment(a: boolean | AugmentOptions | undefined): Resolve
   return res;
 }
 
-/** torchvision RandomResizedCrop.get_params: 10 tries, then a centre crop clamped to the ratio range. */
 /** The centred integer rectangle keeping `fraction` of each side (evaluation's centre crop). */
 export function centerCropRect(width: number, height: number, fraction: number): Rect {
   if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`centre crop fraction must be in (0, 1], got ${fraction}`);
@@ -59,6 +58,7 @@ export function centerCropRect(width: number, height: number, fraction: number):
   return { x: Math.floor((width - w) / 2), y: Math.floor((height - h) / 2), width: w, height: h };
 }
 
+/** torchvision RandomResizedCrop.get_params: 10 tries, then a centre crop clamped to the ratio range. */
 export function randomResizedCropRect(width: number, height: number, scale: [number, number], ratio: [number, number], r: () => number): Rect {
   const area = width * height;
   const logR0 = Math.log(ratio[0]), logR1 = Math.log(ratio[1]);

@@ -162,10 +162,6 @@ function heatColor(t: number): [number, number, number] {
   return [c(1.5 - Math.abs(4 * t - 3)), c(1.5 - Math.abs(4 * t - 2)), c(1.5 - Math.abs(4 * t - 1))];
 }
 
-/**
- * The image (its longer side at most maxSide, at least 224) with the attention grid upsampled
- * bilinearly over it as a heat map; PNG bytes.
- */
 /** The part of an image the model sees: its centred crop (the whole image without one). */
 export function modelView(image: RgbImage, p: Preprocessing): RgbImage {
   if (p.cropPct >= 1) return image;
@@ -173,6 +169,10 @@ export function modelView(image: RgbImage, p: Preprocessing): RgbImage {
   return { width: r.width, height: r.height, data: resizeRgb(image, r.width, r.height, r) };
 }
 
+/**
+ * The image (its longer side at most maxSide, at least 224) with the attention grid upsampled
+ * bilinearly over it as a heat map; PNG bytes.
+ */
 export function attentionOverlayPng(image: RgbImage, grid: Float32Array, rows: number, cols: number, opts: { maxSide?: number; alpha?: number } = {}): Uint8Array {
   const maxSide = opts.maxSide ?? 512, alpha = opts.alpha ?? 0.6;
   const scale = Math.max(224, Math.min(maxSide, Math.max(image.width, image.height))) / Math.max(image.width, image.height);
