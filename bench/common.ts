@@ -1,7 +1,13 @@
 // Bench plumbing: timing (GPU timestamps when the adapter has them, else submit-and-wait wall
 // clock), medians, ceiling probes, flags and the --json line.
-import { Device, type KernelTiming } from '../src/gpu/device.ts';
+import { readFileSync } from 'node:fs';
+import '../src/node.ts'; // Node's platform (Dawn) and autotune cache
+import { Device, type KernelTiming, type Shader } from '../src/gpu/device.ts';
 import { Tensor } from '../src/tensor.ts';
+import { kernelVariants } from '../src/ops/variants.ts';
+
+/** The bench-only probe kernels (FMA and copy ceilings). */
+const probe: Shader = { name: 'probe', code: readFileSync(new URL('./probe.wgsl', import.meta.url), 'utf8') };
 
 export function flag(args: string[], name: string): string | undefined {
   const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -116,12 +122,12 @@ export async function measureCeilings(device: Device): Promise<Ceilings> {
   const iters = device.isCPU ? 4096 : 65536;
   const sink = Tensor.empty([invocations * 4]);
   const fma = await timeKernel(device, () => device.dispatch({
-    shader: 'probe', entry: 'fma_probe', u: [iters, 0], f: [1, 0], bindings: [sink.binding], workgroups: device.grid(invocations, 64),
+    shader: probe, entry: 'fma_probe', uniforms: { n: iters, seed: 1 }, bindings: [sink.binding], workgroups: device.grid(invocations, 64),
   }), { reps: 5 });
   const n = (device.isCPU ? 8 : 64) * 1024 * 1024 / 4; // vec4 elements (32 or 256 MiB of f32)
   const src = Tensor.empty([n * 4]), dst = Tensor.empty([n * 4]);
   const copy = await timeKernel(device, () => device.dispatch({
-    shader: 'probe', entry: 'copy_probe', u: [n, 0], f: [0, 0], bindings: [src.binding, dst.binding], workgroups: device.grid(n, 64),
+    shader: probe, entry: 'copy_probe', uniforms: { n }, bindings: [src.binding, dst.binding], workgroups: device.grid(n, 64),
   }), { reps: 5 });
   sink.dispose(); src.dispose(); dst.dispose();
   // a ceiling is what the adapter can reach: the best sample, not the median
@@ -139,7 +145,7 @@ export function numFlag(args: string[], name: string, dflt: number): number {
 
 /** What the JSON lines say about the adapter. */
 export function adapterInfo(device: Device): { description: string; isCPU: boolean; timestamps: boolean; matmulVariant: string } {
-  return { description: device.description, isCPU: device.isCPU, timestamps: device.canTime, matmulVariant: device.matmulVariant };
+  return { description: device.description, isCPU: device.isCPU, timestamps: device.canTime, matmulVariant: kernelVariants(device).matmul };
 }
 
 /** Fixed-width table printing. */

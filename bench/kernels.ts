@@ -8,7 +8,8 @@
 // Flags: --only <substring of "name variant shape">  --variant register|shared  --quick
 //        --reps <n>  --no-subgroups (the register variant without the texture kernel, which needs subgroups)
 //        --json (last line: { adapter, ceilings, kernels: [...] })
-import { Device, type KernelVariant } from '../src/gpu/device.ts';
+import { Device } from '../src/gpu/device.ts';
+import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
@@ -26,7 +27,7 @@ import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patc
 import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
 import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
 import { randn, diff } from '../test/helpers.ts';
-import { lastAutotune } from '../src/gpu/autotune.ts';
+import { autotune } from '../src/ops/autotune.ts';
 import { flag, numFlag, timeKernel, measureCeilings, adapterInfo, table, fmt, vitParamCount, type Timing } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -502,12 +503,13 @@ interface Row {
 }
 
 const device = await Device.create({
-  autotune: !forcedVariant, matmulVariant: forcedVariant, disableFeatures: noSubgroups ? ['subgroups'] : undefined,
+  disableFeatures: noSubgroups ? ['subgroups'] : undefined,
 });
-const tuned = lastAutotune(device);
+if (forcedVariant) setKernelVariants(device, { matmul: forcedVariant });
+const tuned = forcedVariant ? null : await autotune(device);
 log(`adapter: ${device.description}`);
-log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${device.matmulVariant}` +
-  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v, 1)} ms`).join(', ')})` : ''));
+log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${kernelVariants(device).matmul}` +
+  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
 const ceilings = await measureCeilings(device);
 log(`ceilings: FMA probe ${fmt(ceilings.gflops)} GFLOP/s, copy ${fmt(ceilings.gbps, 2)} GB/s (${ceilings.source})\n`);
 
@@ -515,10 +517,10 @@ const rows: Row[] = [];
 let failures = 0;
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
-const defaultVariant = device.matmulVariant;
+const defaultVariant = kernelVariants(device).matmul;
 const defaultThreads = layerNormConfig.threadsPerRow;
 for (const c of cases()) {
-  device.matmulVariant = c.matmulVariant ?? defaultVariant;
+  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant });
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
   const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
@@ -560,7 +562,7 @@ for (const c of cases()) {
     `${row.gflops != null ? `  ${fmt(row.gflops).padStart(6)} GFLOP/s (${fmt(row.pct_fma, 0)}% FMA)` : ''}` +
     `${row.gbps != null ? `  ${fmt(row.gbps, 2).padStart(6)} GB/s (${fmt(row.pct_copy, 0)}% copy)` : ''}  ${row.check.split(' (')[0]}`);
 }
-device.matmulVariant = defaultVariant;
+setKernelVariants(device, { matmul: defaultVariant });
 layerNormConfig.threadsPerRow = defaultThreads;
 const cpuUsed = process.cpuUsage(cpu0);
 const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);

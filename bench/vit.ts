@@ -6,13 +6,15 @@
 // Defaults: ViT-Ti/16 at 224 px, batch 8, 2 labels. Flags: --image --patch --hidden --layers --heads
 // --mlp --batch --labels --steps (timed training steps after 2 untimed) --infer (timed inference
 // batches) --variant register|shared --no-profile --json (last line: one JSON object).
-import { Device, type DispatchDesc, type KernelVariant, type KernelTiming } from '../src/gpu/device.ts';
+import { Device, type DispatchDesc, type KernelTiming } from '../src/gpu/device.ts';
+import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
+import { scratchTextureBytes } from '../src/ops/scratch-textures.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { manualSeed } from '../src/nn/random.ts';
 import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { AdamW } from '../src/optim/adamw.ts';
-import { lastAutotune } from '../src/gpu/autotune.ts';
+import { autotune } from '../src/ops/autotune.ts';
 import { randn } from '../test/helpers.ts';
 import { flag, numFlag, median, adapterInfo, table, fmt, mib } from './common.ts';
 
@@ -43,11 +45,12 @@ const label = `img${image}/p${patch}/L${L}/D${D}/H${H}/MLP${M}/B${B}`;
 
 // ---- device, model, optimizer, data -----------------------------------------------------------
 const t0 = performance.now();
-const device = await Device.create({ autotune: !variant, matmulVariant: variant });
+const device = await Device.create();
+if (variant) setKernelVariants(device, { matmul: variant });
+const tuned = variant ? null : await autotune(device);
 const deviceCreateS = (performance.now() - t0) / 1000;
-const tuned = lastAutotune(device);
 log(`adapter: ${device.description}`);
-log(`matmul variant: ${device.matmulVariant}${tuned ? ` (autotune ${tuned.source}${tuned.source === 'measured' ? ` in this run: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v)} ms`).join(', ')}` : ''})` : variant ? ' (forced)' : ''}` +
+log(`matmul variant: ${kernelVariants(device).matmul}${tuned ? ` (autotune ${tuned.source}${tuned.source === 'measured' ? ` in this run: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number)} ms`).join(', ')}` : ''})` : variant ? ' (forced)' : ''}` +
   `; Device.create ${fmt(deviceCreateS, 2)} s; timing: ${device.canTime ? 'GPU timestamps' : 'wall clock only'}`);
 
 manualSeed(0);
@@ -71,14 +74,15 @@ log(`ViT ${label}: ${params.toLocaleString('en-US')} parameters, ${fmt(forwardFl
 const rowsTokens = B * S;
 /** The phase of a dispatch; pack_operand dispatches take the phase of the product they feed. */
 function phaseOf(d: DispatchDesc): string {
-  switch (d.shader.startsWith('matmul') ? 'matmul' : d.shader) { // matmul.wgsl, matmul_texture.wgsl
+  switch (d.shader.name.startsWith('matmul') ? 'matmul' : d.shader.name) { // matmul.wgsl, matmul_texture.wgsl
     case 'patchify': return 'patchify + embeddings';
     case 'attention': return 'attention core (QK^T, softmax, PV)';
     case 'matmul': {
       // which layer, by the product's M, N, K (the first uniforms) and batch (workgroups z): the attention
       // core's products (src/ops/attention.ts runs them here on lavapipe) are batched over images and heads;
       // the linear layers' have B*S rows, and the MLP's also an mlp-wide side (q/k/v/out are D x D)
-      const dims = (d.u ?? []).slice(0, 3);
+      const u = d.uniforms ?? {};
+      const dims = [u.M, u.N, u.K].map(Number);
       if ((d.workgroups[2] ?? 1) > 1) return 'attention core (QK^T, softmax, PV)';
       if (dims.includes(rowsTokens) && dims.includes(M)) return 'MLP matmuls (fc1, fc2)';
       if (dims.includes(rowsTokens) && dims.filter((x) => x === D).length === 2) return 'attention matmuls (q, k, v, out)';
@@ -90,7 +94,7 @@ function phaseOf(d: DispatchDesc): string {
     case 'reduce': return 'elementwise + reductions (add, fill, bias sums)';
     case 'loss': return 'cross-entropy';
     case 'adamw': return 'optimizer (AdamW)';
-    default: return `other (${d.shader})`;
+    default: return `other (${d.shader.name})`;
   }
 }
 
@@ -144,7 +148,7 @@ const mem = () => {
   const s = device.memoryStats();
   return {
     bytesInUse: s.bytesInUse, bytesAllocated: s.bytesAllocated, buffersAllocated: s.buffersAllocated,
-    textureBytes: device.textureBytes, liveTensors: Tensor.liveCount,
+    textureBytes: scratchTextureBytes(device), liveTensors: Tensor.liveCount,
   };
 };
 

@@ -7,10 +7,12 @@
 //
 // Exit status: 0 done, 1 failed (or the loss diverged), 2 bad arguments or parameters, 130 stopped
 // by Ctrl-C (after saving a checkpoint).
+import '../src/node.ts'; // Node's platform (Dawn) and autotune cache
 import { writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Device, type DeviceOptions } from '../src/gpu/device.ts';
+import { Device } from '../src/gpu/device.ts';
+import { autotune } from '../src/ops/autotune.ts';
 import { loadParams, paramsHelp, ParamsError } from '../src/train/params.ts';
 import { train, TrainerError, type TrainOptions } from '../src/train/trainer.ts';
 import { loadClassifier, predictImages, attentionOverlayPng, evaluateFolder, formatEvalReport, modelView } from '../src/train/inference.ts';
@@ -177,8 +179,8 @@ export async function main(argv: string[], ioIn: Partial<CliIO> = {}, hooks: Cli
   let device: Device | null = null;
   try {
     if (!Device.hasDefault) {
-      const options: DeviceOptions = { autotune: true };
-      device = await Device.create(options);
+      device = await Device.create();
+      await autotune(device);
     }
     if (command === 'predict') return await runPredict(args, io);
     if (command === 'eval') return await runEval(args, io);

@@ -1,8 +1,16 @@
-// Public API of vitcatsvdogs.
-export { Device, type DeviceOptions, type KernelVariant } from './gpu/device.ts';
+// Public API of vitcatsvdogs, platform-neutral: nothing in this module's import graph imports a Node
+// module, so it bundles for the browser as it is (Device.create() finds navigator.gpu there). In Node
+// the package's Node entry (src/node.ts) re-exports all of this and registers Dawn's bindings.
+export { Device, SETUP_HINT, type DeviceOptions, type DispatchDesc, type Binding, type KernelTiming, type Shader } from './gpu/device.ts';
 export { registerPlatform, type Platform } from './gpu/platform.ts';
 export { Tensor, tidy, keep } from './tensor.ts';
 export { noGrad, isGradEnabled } from './autograd.ts';
+export { kernelVariants, setKernelVariants, MATMUL_VARIANTS, type KernelVariant, type KernelVariants } from './ops/variants.ts';
+export {
+  autotune, autotuneMatmul, lastAutotune, setDefaultAutotuneCache,
+  type AutotuneCache, type AutotuneEntry, type AutotuneOptions, type AutotuneResult,
+} from './ops/autotune.ts';
+export { wgsl } from './ops/wgsl.generated.ts';
 export { manualSeed } from './nn/random.ts';
 export { Module, Linear, LayerNorm, Dropout } from './nn/module.ts';
 export { ViTConfig } from './vit/config.ts';

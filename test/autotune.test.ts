@@ -1,14 +1,14 @@
 // Matmul variant autotune: disk cache round trip (atomic JSON file), cache hits skip measuring,
-// a forced variant wins, and a real measurement picks one of the variants.
+// the environment's variant wins, and a real measurement picks one of the variants and sets it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setupDevice } from './helpers.ts';
-import { Device } from '../src/gpu/device.ts';
-import { autotuneMatmul, lastAutotune, MATMUL_VARIANTS, type AutotuneCache, type AutotuneEntry } from '../src/gpu/autotune.ts';
-import { nodeAutotuneCache } from '../src/gpu/autotune-cache-node.ts';
+import { autotune, autotuneKey, autotuneMatmul, lastAutotune, type AutotuneCache, type AutotuneEntry } from '../src/ops/autotune.ts';
+import { nodeAutotuneCache } from '../src/ops/autotune-cache-node.ts';
+import { MATMUL_VARIANTS, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vitcats-autotune-'));
 
@@ -25,7 +25,6 @@ test('node cache: write then read, atomically, keeping other entries', () => {
   assert.is(cache.read('a')?.matmulVariant, 'shared');
   assert.is(cache.read('b')?.matmulVariant, 'register');
   assert.equal(readdirSync(join(dir, 'sub')), ['autotune.json']); // no temp file left behind
-  assert.match(cache.fingerprint(), /^[0-9a-f]{12}$/); // a hash of shaders/matmul.wgsl
 });
 
 test('node cache: a corrupt file reads as empty and is replaced on write', () => {
@@ -41,55 +40,69 @@ function memoryCache(initial: Record<string, AutotuneEntry> = {}): AutotuneCache
   const data = { ...initial };
   return {
     data, writes: 0,
-    fingerprint: () => 'fp',
     read(key) { return data[key] ?? null; },
     write(key, e) { data[key] = e; this.writes++; },
   };
 }
 
-test('a cache hit returns the cached variant without measuring', async () => {
+test('a cache hit returns the cached variant without measuring, and sets it', async () => {
   const device = await setupDevice();
-  const key = `${device.description} | ${[...device.features].sort().join(',')} | fp`;
-  const cache = memoryCache({ [key]: entry('shared') });
-  const r = await autotuneMatmul(device, { cache });
-  assert.is(r.source, 'cache');
-  assert.is(r.matmulVariant, 'shared');
-  assert.is(cache.writes, 0);
-  assert.is(lastAutotune(device)?.matmulVariant, 'shared');
+  const before = kernelVariants(device);
+  try {
+    const cache = memoryCache({ [autotuneKey(device)]: entry('shared') });
+    const r = await autotuneMatmul(device, { cache });
+    assert.is(r.source, 'cache');
+    assert.is(r.matmulVariant, 'shared');
+    assert.is(cache.writes, 0);
+    assert.is(lastAutotune(device)?.matmulVariant, 'shared');
+    assert.is(kernelVariants(device).matmul, 'shared');
+  } finally {
+    setKernelVariants(device, before);
+  }
 });
 
 test('measuring picks a variant, stores it, and stays short', async () => {
   const device = await setupDevice();
-  const cache = memoryCache();
-  const t0 = performance.now();
-  const r = await autotuneMatmul(device, { cache });
-  const seconds = (performance.now() - t0) / 1000;
-  assert.is(r.source, 'measured');
-  assert.ok(MATMUL_VARIANTS.includes(r.matmulVariant));
-  assert.is(cache.writes, 1);
-  assert.is(cache.data[r.key].matmulVariant, r.matmulVariant);
-  assert.ok(seconds < 10, `autotune took ${seconds.toFixed(1)} s`);
-  // a refresh measures again even with an entry
-  const again = await autotuneMatmul(device, { cache, refresh: true });
-  assert.is(again.source, 'measured');
+  const before = kernelVariants(device);
+  try {
+    const cache = memoryCache();
+    const t0 = performance.now();
+    const r = await autotuneMatmul(device, { cache });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.is(r.source, 'measured');
+    assert.ok(MATMUL_VARIANTS.includes(r.matmulVariant));
+    assert.is(kernelVariants(device).matmul, r.matmulVariant);
+    assert.is(cache.writes, 1);
+    assert.is(cache.data[r.key].matmulVariant, r.matmulVariant);
+    assert.ok(seconds < 10, `autotune took ${seconds.toFixed(1)} s`);
+    // a refresh measures again even with an entry
+    const again = await autotuneMatmul(device, { cache, refresh: true });
+    assert.is(again.source, 'measured');
+  } finally {
+    setKernelVariants(device, before);
+  }
 });
 
-test('Device.create: a forced variant wins over autotune and the environment', async () => {
-  await setupDevice(); // keep the shared default device the tests' one
+test('VITCATS_MATMUL_VARIANT wins over the autotune, and a wrong value is an error naming it', async () => {
+  const device = await setupDevice();
+  const before = kernelVariants(device);
   const prev = process.env.VITCATS_MATMUL_VARIANT;
-  process.env.VITCATS_MATMUL_VARIANT = 'register';
   try {
-    const forced = await Device.create({ autotune: true, matmulVariant: 'shared' });
-    assert.is(forced.matmulVariant, 'shared');
-    assert.is(lastAutotune(forced), undefined); // never ran
-    forced.destroy();
-    const fromEnv = await Device.create({ autotune: true });
-    assert.is(fromEnv.matmulVariant, 'register');
-    assert.is(lastAutotune(fromEnv), undefined);
-    fromEnv.destroy();
+    process.env.VITCATS_MATMUL_VARIANT = 'register';
+    const cache = memoryCache({ [autotuneKey(device)]: entry('shared') });
+    assert.is(await autotune(device, { cache }), null); // never ran
+    assert.is(cache.writes, 0);
+    process.env.VITCATS_MATMUL_VARIANT = 'fast';
+    try {
+      await autotune(device, { cache });
+      assert.unreachable('expected an error');
+    } catch (e) {
+      assert.match((e as Error).message, /VITCATS_MATMUL_VARIANT is "fast"; expected one of register, shared/);
+    }
   } finally {
     if (prev === undefined) delete process.env.VITCATS_MATMUL_VARIANT;
     else process.env.VITCATS_MATMUL_VARIANT = prev;
+    setKernelVariants(device, before);
   }
 });
 

@@ -1,4 +1,5 @@
 // Shared test helpers: one device for the whole run, seeded data, comparisons that say where they fail.
+import '../src/node.ts'; // Node's platform (Dawn) and autotune cache
 import { Device } from '../src/gpu/device.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { rng } from '../src/data/random.ts';

@@ -1,7 +1,10 @@
 import { test } from 'uvu';
 import { Tensor, tidy } from '../src/tensor.ts';
 import * as assert from 'uvu/assert';
-import { Device, type KernelVariant } from '../src/gpu/device.ts';
+import { Device } from '../src/gpu/device.ts';
+import type { KernelVariant } from '../src/ops/variants.ts';
+import { scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
+import { wgsl } from '../src/ops/wgsl.generated.ts';
 import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, gradCheck, randn } from './helpers.ts';
@@ -170,11 +173,11 @@ test('matmulKernel: register reads textures and shares A by shuffles only where 
   const withSubgroups = { features: new Set(['subgroups']), subgroupMinSize: 8 };
   const narrow = { features: new Set(['subgroups']), subgroupMinSize: 4 };
   const without = { features: new Set<string>(), subgroupMinSize: 0 };
-  assert.equal(matmulKernel('register', withSubgroups), { shader: 'matmul_texture', entry: 'matmul_texture' });
-  assert.equal(matmulKernel('register', narrow), { shader: 'matmul', entry: 'matmul_register' });
-  assert.equal(matmulKernel('register', without), { shader: 'matmul', entry: 'matmul_register' });
+  assert.equal(matmulKernel('register', withSubgroups), { shader: wgsl.matmul_texture, entry: 'matmul_texture' });
+  assert.equal(matmulKernel('register', narrow), { shader: wgsl.matmul, entry: 'matmul_register' });
+  assert.equal(matmulKernel('register', without), { shader: wgsl.matmul, entry: 'matmul_register' });
   for (const device of [withSubgroups, narrow, without]) {
-    assert.equal(matmulKernel('shared', device), { shader: 'matmul', entry: 'matmul_shared' });
+    assert.equal(matmulKernel('shared', device), { shader: wgsl.matmul, entry: 'matmul_shared' });
   }
 });
 
@@ -299,23 +302,23 @@ test('matmulRaw register: products taller than the texture split into K slices, 
 
 test('matmulRaw register: a full scratch-texture cache is emptied before a product, never within one', () => tidy(async () => {
   const device = Device.default;
-  const limit = device.scratchTextureLimit;
+  const limit = scratchTextureConfig.limitBytes;
   try {
     // a limit below one product's textures: each new shape empties the cache (after submitting the work
     // that used it) and then holds just its own two textures
-    device.scratchTextureLimit = 1;
+    scratchTextureConfig.limitBytes = 1;
     let seed = 700;
     for (const [M, K, N] of [[20, 12, 8], [33, 40, 24], [20, 12, 8], [7, 5, 3]] as const) {
       const a = randn(M * K, seed++), b = randn(K * N, seed++);
       const out = Tensor.empty([M * N]);
       matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, { M, N, K, variant: 'register' });
       if (matmulKernel('register', device).entry === 'matmul_texture') {
-        assert.is(device.textureBytes, (Math.ceil(K / 4) * M + Math.ceil(N / 4) * K) * 16, `${M}x${K}x${N}: only this product's textures`);
+        assert.is(scratchTextureBytes(device), (Math.ceil(K / 4) * M + Math.ceil(N / 4) * K) * 16, `${M}x${K}x${N}: only this product's textures`);
       }
       assertClose(`small cache ${M}x${K}x${N}`, await out.toArray(), matmulRef(a, b, { M, N, K }), fwdTol);
     }
   } finally {
-    device.scratchTextureLimit = limit;
+    scratchTextureConfig.limitBytes = limit;
   }
 }));
 
@@ -323,7 +326,7 @@ test('device without subgroups: skips matmul_texture.wgsl, runs the plain regist
   const device = await Device.create({ disableFeatures: ['subgroups'] });
   try {
     assert.not.ok(device.features.has('subgroups'));
-    assert.throws(() => device.pipeline('matmul_texture', 'matmul_texture'),
+    assert.throws(() => device.pipeline(wgsl.matmul_texture, 'matmul_texture'),
       /shaders\/matmul_texture\.wgsl needs the WebGPU feature 'subgroups', which this device lacks/);
     await tidy(async () => {
       const on = { device };

@@ -1,5 +1,6 @@
 // Per-dispatch GPU timestamps (Device.setProfiling / takeTimings) as bench/ uses them.
 import { test } from 'uvu';
+import { wgsl } from '../src/ops/wgsl.generated.ts';
 import * as assert from 'uvu/assert';
 import { setupDevice } from './helpers.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
@@ -18,7 +19,7 @@ test('takeTimings: one entry per shader:entry (or label), counted per dispatch',
       add(a, b);
       const out = Tensor.empty([1000]);
       device.dispatch({
-        shader: 'elementwise', entry: 'add', u: [1000, 0], f: [0, 0], label: 'mine|elementwise:add',
+        shader: wgsl.elementwise, entry: 'add', uniforms: { n: 1000 }, label: 'mine|elementwise:add',
         bindings: [a.binding, b.binding, out.binding], workgroups: device.grid(1000, 256),
       });
       assert.equal(Array.from((await out.toArray()).slice(0, 2)), [3, 3]);

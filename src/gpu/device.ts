@@ -1,22 +1,26 @@
-// The device wrapper: adapter/device set-up, shader modules, pipeline cache, one open command
-// encoder + compute pass that many dispatches share, uniform arena, buffer pool, readback, profiling.
+// The device itself: adapter/device set-up, shader modules and pipelines (compiled on first use),
+// one open command encoder + compute pass that many dispatches share, uniforms filled by field name
+// from a per-submit arena, the buffer pool, copies, readback and error reporting.
 import { BufferPool, type PoolStats } from './buffer-pool.ts';
 import { defaultPlatform, type Platform } from './platform.ts';
+import { Profiler, type KernelTiming } from './profiler.ts';
+import { expandIncludes, featuresNeeded, matchUniformStruct, uniformStructs, type Shader, type UniformStruct } from './shaders.ts';
+
+export type { KernelTiming } from './profiler.ts';
+export type { Shader } from './shaders.ts';
 
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number } | GPUTextureView;
 
 export interface DispatchDesc {
-  /** shader file name without `.wgsl`, e.g. "matmul" */
-  shader: string;
+  shader: Shader;
   entry: string;
   /** `override` constants; part of the pipeline cache key */
   constants?: Record<string, number>;
   /**
-   * Uniform struct at @group(0) @binding(0): the u32 fields `u` first, then the f32 fields `f`,
-   * in declaration order. Omit both when the entry point declares no uniforms.
+   * The uniform struct at @group(0) @binding(0), by field name (fields not given are 0); the struct is
+   * the shader's uniform struct that has all these fields. Omit when the entry point has no uniforms.
    */
-  u?: readonly number[];
-  f?: readonly number[];
+  uniforms?: Readonly<Record<string, number | boolean>>;
   /** storage buffers (or texture views) at @binding(1), @binding(2), ... in order */
   bindings: readonly Binding[];
   /** workgroup counts; use `grid()` for 1-D work larger than 65535 workgroups */
@@ -25,27 +29,16 @@ export interface DispatchDesc {
   label?: string;
 }
 
-export type KernelVariant = 'register' | 'shared';
-
 export interface DeviceOptions {
   platform?: Platform;
   /** validation error scopes around every dispatch, reported with the kernel's name */
   debug?: boolean;
-  /** per-dispatch GPU timestamps (needs `timestamp-query`); see `Device.profile` */
+  /** per-dispatch GPU timestamps (needs `timestamp-query`); see `Device.setProfiling` */
   profile?: boolean;
-  /** force the matmul variant instead of choosing by adapter (wins over env and autotune) */
-  matmulVariant?: KernelVariant;
-  /**
-   * pick the matmul variant by a short timing run at creation (src/gpu/autotune.ts), cached on
-   * disk per adapter; off by default (tests), on in bench/ and the trainer
-   */
-  autotune?: boolean;
   powerPreference?: GPUPowerPreference;
   /** optional WebGPU features not to request even where the adapter has them (tests of the fallback kernels) */
   disableFeatures?: string[];
 }
-
-export interface KernelTiming { name: string; ms: number; count: number }
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 1024;
@@ -53,87 +46,62 @@ const MAX_DISPATCHES_PER_SUBMIT = 1024;
 const PENDING_RELEASE_LIMIT = 64 * 1024 * 1024;
 
 let defaultDevice: Device | null = null;
-
-/** The WebGPU features a shader's `enable` directives need (WGSL `f16` is the feature 'shader-f16'). */
-function featuresNeeded(code: string): string[] {
-  const names = [...code.matchAll(/^\s*enable\s+([\w\s,]+);/gm)].flatMap((m) => m[1].split(',').map((n) => n.trim()));
-  return names.filter(Boolean).map((n) => (n === 'f16' ? 'shader-f16' : n.replace(/_/g, '-')));
-}
-
-/**
- * Replaces each `#include "other.wgsl"` line with that shader file's code (WGSL has no imports; the
- * included file must have no `enable` directive). `origin[i]` names the file and line of code line i + 1.
- */
-function expandIncludes(name: string, code: string, sources: Record<string, string>): { code: string; origin: string[] } {
-  const lines: string[] = [], origin: string[] = [];
-  code.split('\n').forEach((line, i) => {
-    const include = /^#include "(\w+)\.wgsl"\s*$/.exec(line)?.[1];
-    if (include === undefined) {
-      lines.push(line);
-      origin.push(`shaders/${name}.wgsl:${i + 1}`);
-      return;
-    }
-    if (sources[include] === undefined) throw new Error(`shaders/${name}.wgsl:${i + 1}: no shaders/${include}.wgsl to include`);
-    sources[include].split('\n').forEach((l, j) => {
-      lines.push(l);
-      origin.push(`shaders/${include}.wgsl:${j + 1}`);
-    });
-  });
-  return { code: lines.join('\n'), origin };
-}
-
-function envMatmulVariant(): KernelVariant | undefined {
-  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env
-    ?.VITCATS_MATMUL_VARIANT as KernelVariant | undefined;
-}
+/** the default device was destroyed (and no other created since): says so instead of "call create()" */
+let defaultDestroyed = false;
 
 export const SETUP_HINT =
-  'no WebGPU adapter found. Run `npm run setup` (scripts/setup-gpu.sh): on Debian/Ubuntu as root it installs ' +
-  "Mesa's lavapipe Vulkan driver (from bookworm-backports on Debian 12), elsewhere it prints the commands.";
+  'no WebGPU adapter found. In Node run `npm run setup` (scripts/setup-gpu.sh): on Debian/Ubuntu as root it installs ' +
+  "Mesa's lavapipe Vulkan driver (from bookworm-backports on Debian 12), elsewhere it prints the commands. In a browser, " +
+  'use one with WebGPU (Chrome/Edge 113+, or enable it: chrome://flags/#enable-unsafe-webgpu).';
+
+interface ShaderModule {
+  code: string;
+  module: GPUShaderModule | null;
+  /** a feature the shader enables that the device lacks (module is then null) */
+  missing?: string;
+  origin: string[];
+  uniforms: UniformStruct[];
+  /** the compilation messages, checked once */
+  compiled: Promise<void>;
+  /** a caller of compile() gets the error: sync() need not report it again */
+  awaited: boolean;
+}
 
 export class Device {
   readonly gpu: GPUDevice;
   readonly adapterInfo: GPUAdapterInfo;
   readonly features: ReadonlySet<string>;
+  /** a CPU rasteriser (lavapipe, SwiftShader): ops pick kernels for it */
   readonly isCPU: boolean;
   /** the adapter's narrowest subgroup (0 where it does not say) */
   readonly subgroupMinSize: number;
   readonly pool: BufferPool;
-  /** the matmul variant ops use; set by options, VITCATS_MATMUL_VARIANT, autotune or adapter kind */
-  matmulVariant: KernelVariant;
   debug: boolean;
 
+  /** held for its keepAlive (Dawn's GPU object must outlive the device) */
   private readonly platform: Platform;
-  private readonly modules = new Map<string, GPUShaderModule>();
-  /** shader files not compiled because the device lacks a feature they enable: name -> feature */
-  private readonly skippedShaders = new Map<string, string>();
+  private readonly modules = new Map<string, ShaderModule>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly uniformLayouts = new Map<string, UniformStruct>();
   private readonly readPool: BufferPool;
-  /** scratch textures by role and size (scratchTextures) */
-  private readonly textures = new Map<string, { texture: GPUTexture; view: GPUTextureView; bytes: number }>();
+  private readonly profiler: Profiler;
+  private readonly cleanups: (() => void)[] = [];
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
   private readonly uniformArena: GPUBuffer;
   private readonly uniformData = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
-  private readonly uniformU32 = new Uint32Array(this.uniformData);
-  private readonly uniformF32 = new Float32Array(this.uniformData);
+  private readonly uniformView = new DataView(this.uniformData);
   private uniformSlot = 0;
   private firstError: Error | null = null;
   private lost = false;
   private destroyed = false;
-  private pendingChecks: Promise<void>[] = [];
-  // profiling
   private profiling = false;
-  private querySet: GPUQuerySet | null = null;
-  private queryLabels: string[] = [];
-  private timings = new Map<string, KernelTiming>();
+  private pendingChecks: Promise<void>[] = [];
   /** CPU-side count of dispatches since creation */
   dispatchCount = 0;
   /** CPU-side count of buffer-to-texture copies since creation */
   copyCount = 0;
-  /** scratchTextures empties its cache before it would hold more than this many bytes */
-  scratchTextureLimit = 256 * 1024 * 1024;
 
   private constructor(platform: Platform, adapter: GPUAdapter, device: GPUDevice, options: DeviceOptions) {
     this.platform = platform;
@@ -147,21 +115,14 @@ export class Device {
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.pool = new BufferPool(device, usage, 'tensor');
     this.readPool = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+    this.profiler = new Profiler(device);
     this.uniformArena = device.createBuffer({
       size: UNIFORM_SLOT * UNIFORM_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniforms',
     });
-    const envVariant = envMatmulVariant();
-    // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
-    // are expensive; real GPUs want shared-memory tiles.
-    this.matmulVariant = options.matmulVariant ?? envVariant ?? (this.isCPU ? 'register' : 'shared');
     if (options.profile) this.setProfiling(true);
     device.lost.then((info) => {
       this.lost = true;
-      if (!this.destroyed) {
-        const err = new Error(`WebGPU device lost (${info.reason}): ${info.message}`);
-        this.firstError ??= err;
-        console.error(err.message);
-      }
+      if (!this.destroyed) this.firstError ??= new Error(`WebGPU device lost (${info.reason}): ${info.message}`);
     });
     device.addEventListener('uncapturederror', (event) => {
       const e = (event as GPUUncapturedErrorEvent).error;
@@ -189,25 +150,19 @@ export class Device {
     };
     const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'vitcatsvdogs' });
     const device = new Device(platform, adapter, gpuDevice, options);
-    try {
-      await device.compileShaders();
-    } catch (e) {
-      device.destroy(); // a failed start must not keep Node alive
-      throw e;
-    }
-    defaultDevice ??= device;
-    if (options.autotune && !options.matmulVariant && !envMatmulVariant()) {
-      // loaded lazily: the autotuner pulls in the matmul op and (on Node) its disk cache
-      const { autotuneMatmul } = await import('./autotune.ts');
-      device.matmulVariant = (await autotuneMatmul(device)).matmulVariant;
+    if (!defaultDevice) {
+      defaultDevice = device;
+      defaultDestroyed = false;
     }
     return device;
   }
 
-  /** The default device (the first created). */
+  /** The default device (the first created, until it is destroyed). */
   static get default(): Device {
     if (!defaultDevice || defaultDevice.destroyed) {
-      throw new Error('no default Device: call `await Device.create()` first');
+      throw new Error(defaultDestroyed
+        ? 'the default Device was destroyed (device.destroy()): create a new one with `await Device.create()` and build the model again on it'
+        : 'no default Device: call `await Device.create()` first');
     }
     return defaultDevice;
   }
@@ -221,55 +176,91 @@ export class Device {
     return [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ');
   }
 
+  // ---- shaders and pipelines -------------------------------------------------------------------
+
   /**
-   * Compiles every shader file and turns WGSL errors into exceptions naming file and line. A file that
-   * enables a feature the device lacks is skipped; dispatching it throws (ops choose another kernel).
+   * The compiled module of a shader, created on first use. WGSL errors reach `sync()`/`read()` (or
+   * `compile()`) as exceptions naming shaders/<file>.wgsl:line.
    */
-  private async compileShaders(): Promise<void> {
-    for (const [name, source] of Object.entries(this.platform.shaderSources)) {
-      const missing = featuresNeeded(source).find((f) => !this.features.has(f));
-      if (missing) {
-        this.skippedShaders.set(name, missing);
-        continue;
-      }
-      await this.compileOne(name, source);
+  private module(shader: Shader): ShaderModule {
+    const known = this.modules.get(shader.name);
+    if (known && known.code === shader.code) return known;
+    if (known) {
+      // same name, new code (a test or user kernel redefined it): drop its pipelines
+      for (const key of [...this.pipelines.keys()]) if (key.startsWith(`${shader.name}:`)) this.pipelines.delete(key);
+      for (const key of [...this.uniformLayouts.keys()]) if (key.startsWith(`${shader.name}:`)) this.uniformLayouts.delete(key);
     }
-  }
-
-  /** Compiles an extra WGSL module at run time (tests, user kernels); same error reporting. */
-  async addShader(name: string, code: string): Promise<void> {
-    this.platform.shaderSources[name] = code;
-    await this.compileOne(name, code);
-  }
-
-  private async compileOne(name: string, source: string): Promise<void> {
-    const { code, origin } = expandIncludes(name, source, this.platform.shaderSources);
-    this.gpu.pushErrorScope('validation');
-    const module = this.gpu.createShaderModule({ code, label: `${name}.wgsl` });
-    const info = await module.getCompilationInfo();
-    await this.gpu.popErrorScope();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length) {
-      const lines = errors.map((m) => `${origin[m.lineNum - 1] ?? `shaders/${name}.wgsl:${m.lineNum}`}:${m.linePos}: ${m.message}`);
-      throw new Error(`WGSL compilation failed:\n${lines.join('\n')}`);
+    const { code, origin } = expandIncludes(shader.name, shader.code, shader.library ?? {});
+    const missing = featuresNeeded(code).find((f) => !this.features.has(f));
+    const entry: ShaderModule = { code: shader.code, module: null, missing, origin, uniforms: [], compiled: Promise.resolve(), awaited: false };
+    if (!missing) {
+      entry.uniforms = uniformStructs(shader.name, code);
+      // the scope keeps a WGSL error out of 'uncapturederror': getCompilationInfo reports it with file:line
+      this.gpu.pushErrorScope('validation');
+      const module = this.gpu.createShaderModule({ code, label: `${shader.name}.wgsl` });
+      const scope = this.gpu.popErrorScope();
+      entry.module = module;
+      entry.compiled = Promise.all([module.getCompilationInfo(), scope]).then(([info]) => {
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (errors.length) {
+          const lines = errors.map((m) => `${origin[m.lineNum - 1] ?? `shaders/${shader.name}.wgsl:${m.lineNum}`}:${m.linePos}: ${m.message}`);
+          throw new Error(`WGSL compilation failed:\n${lines.join('\n')}`);
+        }
+      });
+      // dispatches do not wait for it: a failure is reported at the next sync() or read()
+      this.pendingChecks.push(entry.compiled.catch((e) => {
+        if (!entry.awaited) this.firstError ??= e;
+      }));
     }
-    this.modules.set(name, module);
+    this.modules.set(shader.name, entry);
+    return entry;
   }
 
-  pipeline(shader: string, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    const key = `${shader}:${entry}:${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  /**
+   * Compiles shaders now and throws the first WGSL error, naming file and line (tests, user kernels);
+   * a shader that enables a feature the device lacks is skipped (dispatching it throws).
+   */
+  async compile(...shaders: Shader[]): Promise<void> {
+    await Promise.all(shaders.map((s) => {
+      const m = this.module(s);
+      m.awaited = true;
+      return m.compiled;
+    }));
+  }
+
+  pipeline(shader: Shader, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
+    const key = this.pipelineKey(shader, entry, constants);
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const module = this.modules.get(shader);
-      const missing = this.skippedShaders.get(shader);
-      if (missing) throw new Error(`shaders/${shader}.wgsl needs the WebGPU feature '${missing}', which this device lacks`);
-      if (!module) throw new Error(`unknown shader "${shader}": no shaders/${shader}.wgsl`);
-      pipeline = this.gpu.createComputePipeline({
-        layout: 'auto', label: key, compute: { module, entryPoint: entry, constants },
-      });
+      const { module } = this.usableModule(shader);
+      pipeline = this.gpu.createComputePipeline({ layout: 'auto', label: key, compute: { module, entryPoint: entry, constants } });
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  /**
+   * Creates the pipelines not yet made with createComputePipelineAsync, all at once, so that the driver
+   * can compile them in parallel (a model's first step then finds them ready).
+   */
+  async preparePipelines(list: readonly { shader: Shader; entry: string; constants?: Record<string, number> }[]): Promise<void> {
+    await Promise.all(list.map(async ({ shader, entry, constants = {} }) => {
+      const key = this.pipelineKey(shader, entry, constants);
+      if (this.pipelines.has(key)) return;
+      const { module } = this.usableModule(shader);
+      const pipeline = await this.gpu.createComputePipelineAsync({ layout: 'auto', label: key, compute: { module, entryPoint: entry, constants } });
+      this.pipelines.set(key, pipeline);
+    }));
+  }
+
+  private pipelineKey(shader: Shader, entry: string, constants: Record<string, number>): string {
+    return `${shader.name}:${entry}:${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  }
+
+  private usableModule(shader: Shader): { module: GPUShaderModule } & ShaderModule {
+    const m = this.module(shader);
+    if (m.missing) throw new Error(`shaders/${shader.name}.wgsl needs the WebGPU feature '${m.missing}', which this device lacks`);
+    return m as { module: GPUShaderModule } & ShaderModule;
   }
 
   get pipelineCount(): number {
@@ -284,29 +275,15 @@ export class Device {
     return [Math.ceil(groups / y), y, 1];
   }
 
+  // ---- recording -------------------------------------------------------------------------------
+
   /** Records one dispatch into the open compute pass. */
   dispatch(d: DispatchDesc): void {
     this.checkUsable();
     const pipeline = this.pipeline(d.shader, d.entry, d.constants);
+    const label = d.label ?? `${d.shader.name}:${d.entry}`;
     const entries: GPUBindGroupEntry[] = [];
-    const u = d.u ?? [];
-    const f = d.f ?? [];
-    if (u.length || f.length) {
-      if (u.length + f.length > UNIFORM_SLOT / 4) throw new Error(`${d.shader}:${d.entry}: too many uniforms`);
-      if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
-      const base = (this.uniformSlot * UNIFORM_SLOT) / 4;
-      for (let i = 0; i < u.length; i++) {
-        const v = u[i];
-        if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${d.shader}:${d.entry}: u32 uniform ${i} is ${v}`);
-        this.uniformU32[base + i] = v;
-      }
-      for (let i = 0; i < f.length; i++) this.uniformF32[base + u.length + i] = f[i];
-      entries.push({
-        binding: 0,
-        resource: { buffer: this.uniformArena, offset: this.uniformSlot * UNIFORM_SLOT, size: UNIFORM_SLOT },
-      });
-      this.uniformSlot++;
-    }
+    if (d.uniforms) entries.push(this.writeUniforms(d, label));
     d.bindings.forEach((b, i) => {
       const resource = b instanceof GPUTextureView ? b
         : 'size' in b && !(b instanceof GPUBuffer)
@@ -314,7 +291,6 @@ export class Device {
           : { buffer: b as GPUBuffer };
       entries.push({ binding: i + 1, resource });
     });
-    const label = d.label ?? `${d.shader}:${d.entry}`;
     if (this.debug) this.gpu.pushErrorScope('validation');
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
     const pass = this.beginPass(label);
@@ -334,17 +310,42 @@ export class Device {
     if (++this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT || this.pool.pendingBytes > PENDING_RELEASE_LIMIT) this.flush();
   }
 
+  /** Writes a dispatch's uniforms into the next arena slot, by the field names of its uniform struct. */
+  private writeUniforms(d: DispatchDesc, label: string): GPUBindGroupEntry {
+    const names = Object.keys(d.uniforms!);
+    const layoutKey = `${d.shader.name}:${d.entry}:${names.join(',')}`;
+    let layout = this.uniformLayouts.get(layoutKey);
+    if (!layout) {
+      layout = matchUniformStruct(label, this.module(d.shader).uniforms, names);
+      this.uniformLayouts.set(layoutKey, layout);
+    }
+    if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
+    const base = this.uniformSlot * UNIFORM_SLOT;
+    new Uint8Array(this.uniformData, base, layout.fields.length * 4).fill(0);
+    for (const field of layout.fields) {
+      const raw = d.uniforms![field.name];
+      if (raw === undefined) continue;
+      const v = Number(raw);
+      const at = base + field.offset;
+      if (field.type === 'f32') {
+        this.uniformView.setFloat32(at, v, true);
+      } else if (field.type === 'u32') {
+        if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${label}: uniform ${field.name} (u32) is ${raw}`);
+        this.uniformView.setUint32(at, v, true);
+      } else {
+        if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new Error(`${label}: uniform ${field.name} (i32) is ${raw}`);
+        this.uniformView.setInt32(at, v, true);
+      }
+    }
+    this.uniformSlot++;
+    return { binding: 0, resource: { buffer: this.uniformArena, offset: base, size: UNIFORM_SLOT } };
+  }
+
   private beginPass(label: string): GPUComputePassEncoder {
     if (this.pass) return this.pass;
+    if (this.profiling && this.profiler.full) this.flush();
     this.encoder ??= this.gpu.createCommandEncoder();
-    let timestampWrites: GPUComputePassTimestampWrites | undefined;
-    if (this.profiling && this.querySet) {
-      if (this.queryLabels.length * 2 >= this.querySet.count) this.flush();
-      this.encoder ??= this.gpu.createCommandEncoder();
-      const i = this.queryLabels.length;
-      this.queryLabels.push(label);
-      timestampWrites = { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
-    }
+    const timestampWrites = this.profiling ? this.profiler.passWrites(label) : undefined;
     this.pass = this.encoder.beginComputePass({ timestampWrites });
     return this.pass;
   }
@@ -362,6 +363,19 @@ export class Device {
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
+  /**
+   * Records a copy of `size` = [texels per row, rows] from a buffer into a texture at row `originY`
+   * (copies sit between compute passes: this ends the open one). GPU timestamps do not cover copies;
+   * `copyCount` tells a benchmark that some happened.
+   */
+  copyToTexture(src: GPUImageCopyBuffer, texture: GPUTexture, size: [number, number], originY: number): void {
+    this.checkUsable();
+    this.endPass();
+    this.encoder ??= this.gpu.createCommandEncoder();
+    this.encoder.copyBufferToTexture(src, { texture, origin: [0, originY] }, size);
+    this.copyCount++;
+  }
+
   /** Writes host data into a buffer, ordered after everything recorded so far. */
   write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.checkUsable();
@@ -377,17 +391,7 @@ export class Device {
     if (this.uniformSlot > 0) {
       this.gpu.queue.writeBuffer(this.uniformArena, 0, this.uniformData, 0, this.uniformSlot * UNIFORM_SLOT);
     }
-    let readTimings: (() => Promise<void>) | null = null;
-    if (this.encoder && this.profiling && this.querySet && this.queryLabels.length) {
-      const n = this.queryLabels.length * 2;
-      const resolveBuf = this.gpu.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      const readBuf = this.gpu.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      this.encoder.resolveQuerySet(this.querySet, 0, n, resolveBuf, 0);
-      this.encoder.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, n * 8);
-      const labels = this.queryLabels;
-      this.queryLabels = [];
-      readTimings = () => this.collectTimings(readBuf, labels, resolveBuf);
-    }
+    const readTimings = this.encoder && this.profiling ? this.profiler.resolve(this.encoder) : null;
     if (this.encoder) this.gpu.queue.submit([this.encoder.finish()]);
     // map the timestamps only after the submit that fills them (a pending map blocks the submit)
     if (readTimings) this.pendingChecks.push(readTimings());
@@ -397,6 +401,8 @@ export class Device {
     this.pool.onSubmit();
     this.readPool.onSubmit();
   }
+
+  // ---- results and errors ----------------------------------------------------------------------
 
   /** Copies `bytes` from a GPU buffer to the host. Submits pending work first. */
   async read(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
@@ -434,7 +440,7 @@ export class Device {
   }
 
   private checkUsable(): void {
-    if (this.destroyed) throw new Error('Device was destroyed');
+    if (this.destroyed) throw new Error('this Device was destroyed (device.destroy())');
     if (this.lost) throw this.firstError ?? new Error('WebGPU device lost');
   }
 
@@ -449,89 +455,27 @@ export class Device {
     if (on && !this.canTime) throw new Error('profiling needs the timestamp-query feature, which this adapter lacks');
     this.flush();
     this.profiling = on;
-    if (on && !this.querySet) this.querySet = this.gpu.createQuerySet({ type: 'timestamp', count: 4096 });
   }
 
-  private async collectTimings(readBuf: GPUBuffer, labels: string[], resolveBuf: GPUBuffer): Promise<void> {
-    await readBuf.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(readBuf.getMappedRange());
-    labels.forEach((name, i) => {
-      const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
-      const entry = this.timings.get(name) ?? { name, ms: 0, count: 0 };
-      entry.ms += Math.max(0, ms);
-      entry.count++;
-      this.timings.set(name, entry);
-    });
-    readBuf.unmap();
-    readBuf.destroy();
-    resolveBuf.destroy();
-  }
-
-  /** Collected GPU times per kernel (shader:entry) since the last call; clears them. */
+  /** Collected GPU times per kernel label since the last call; clears them. */
   async takeTimings(): Promise<KernelTiming[]> {
     await this.sync();
-    const out = [...this.timings.values()];
-    this.timings.clear();
-    return out;
+    return this.profiler.take();
   }
 
-  // ---- memory ----------------------------------------------------------------------------------
+  // ---- memory and life -------------------------------------------------------------------------
 
   memoryStats(): PoolStats {
     return this.pool.getStats();
   }
 
-  /**
-   * width x height rgba32float textures, one per role, that kernels may fill (copies, storage writes) and
-   * read (sampled), e.g. matmul's operands. The same one is handed out for the same role and size: work
-   * recorded earlier in this device's queue is done with it before later commands overwrite it (WebGPU
-   * orders them). Where the new ones would take the cache past `scratchTextureLimit`, it is emptied
-   * first, so the textures of one call stay valid together.
-   */
-  scratchTextures(specs: { role: string; width: number; height: number }[]): { texture: GPUTexture; view: GPUTextureView }[] {
-    const key = (s: { role: string; width: number; height: number }) => `${s.role} ${s.width}x${s.height}`;
-    const adding = specs.filter((s) => !this.textures.has(key(s))).reduce((sum, s) => sum + s.width * s.height * 16, 0);
-    if (adding > 0 && this.textureBytes + adding > this.scratchTextureLimit) this.releaseTextures();
-    return specs.map((s) => {
-      let entry = this.textures.get(key(s));
-      if (!entry) {
-        const texture = this.gpu.createTexture({
-          size: [s.width, s.height], format: 'rgba32float', label: key(s),
-          usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-        });
-        entry = { texture, view: texture.createView(), bytes: s.width * s.height * 16 };
-        this.textures.set(key(s), entry);
-      }
-      return entry;
-    });
+  /** Runs `fn` when the device is destroyed (ops free their per-device GPU objects this way). */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
   }
 
-  /**
-   * Records a copy of `size` = [texels per row, rows] from a buffer into a texture at row `originY`
-   * (copies sit between compute passes: this ends the open one). GPU timestamps do not cover copies;
-   * `copyCount` tells a benchmark that some happened.
-   */
-  copyToTexture(src: GPUImageCopyBuffer, texture: GPUTexture, size: [number, number], originY: number): void {
-    this.checkUsable();
-    this.endPass();
-    this.encoder ??= this.gpu.createCommandEncoder();
-    this.encoder.copyBufferToTexture(src, { texture, origin: [0, originY] }, size);
-    this.copyCount++;
-  }
-
-  /** bytes of the scratch textures held (see scratchTextures) */
-  get textureBytes(): number {
-    let sum = 0;
-    for (const t of this.textures.values()) sum += t.bytes;
-    return sum;
-  }
-
-  /** Destroys the scratch textures after submitting the work recorded so far (which may use them). */
-  releaseTextures(): void {
-    if (this.textures.size === 0) return;
-    this.flush();
-    for (const t of this.textures.values()) t.texture.destroy();
-    this.textures.clear();
+  get isDestroyed(): boolean {
+    return this.destroyed;
   }
 
   /** Releases the device; Node can exit afterwards. */
@@ -543,15 +487,17 @@ export class Device {
       /* device may be lost */
     }
     this.destroyed = true;
-    for (const t of this.textures.values()) t.texture.destroy();
-    this.textures.clear();
+    for (const fn of this.cleanups.splice(0)) fn();
     this.pool.trim();
     this.readPool.trim();
     this.uniformArena.destroy();
-    this.querySet?.destroy();
+    this.profiler.destroy();
     this.modules.clear();
     this.pipelines.clear();
     this.gpu.destroy();
-    if (defaultDevice === this) defaultDevice = null;
+    if (defaultDevice === this) {
+      defaultDevice = null;
+      defaultDestroyed = true;
+    }
   }
 }

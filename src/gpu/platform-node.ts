@@ -1,15 +1,10 @@
-// Node host: Dawn's WebGPU bindings (npm `webgpu`) and shader files read from ../../shaders.
-import { readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+// Node host: Dawn's WebGPU bindings (npm `webgpu`).
 import { mkdirSync } from 'node:fs';
 import type { Platform } from './platform.ts';
 
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
-
 // webgpu 0.6.2 crashes the process when the object returned by create() is garbage-collected,
 // so it lives here for the life of the process.
-let dawn: { gpu: GPU; keep: unknown } | null = null;
+let dawn: GPU | null = null;
 
 export async function nodePlatform(): Promise<Platform> {
   if (!process.env.XDG_RUNTIME_DIR) {
@@ -21,12 +16,7 @@ export async function nodePlatform(): Promise<Platform> {
   if (!dawn) {
     const webgpu = await import('webgpu');
     Object.assign(globalThis, webgpu.globals);
-    const gpu = webgpu.create([]) as unknown as GPU;
-    dawn = { gpu, keep: gpu };
+    dawn = webgpu.create([]) as unknown as GPU;
   }
-  const shaderSources: Record<string, string> = {};
-  for (const file of readdirSync(SHADER_DIR)) {
-    if (file.endsWith('.wgsl')) shaderSources[file.slice(0, -5)] = readFileSync(join(SHADER_DIR, file), 'utf8');
-  }
-  return { gpu: dawn.gpu, shaderSources, keepAlive: dawn.keep };
+  return { gpu: dawn, keepAlive: dawn };
 }

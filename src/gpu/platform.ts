@@ -1,29 +1,29 @@
-// What the runtime needs from its host. Node provides it in platform-node.ts; a browser would
-// pass `navigator.gpu` and shader sources bundled as strings.
+// What the runtime needs from its host: the WebGPU entry point. In a browser that is
+// `navigator.gpu`, found by itself; Node registers Dawn's bindings (platform-node.ts) through the
+// package's Node entry, so the platform-neutral core never imports a Node module.
 
 export interface Platform {
   /** The WebGPU entry point (navigator.gpu or Dawn's GPU object). */
   gpu: GPU;
-  /** WGSL source of every shader file, keyed by file name without `.wgsl` (e.g. "matmul"). */
-  shaderSources: Record<string, string>;
   /** Objects that must stay referenced while the device lives (Dawn's `create()` result). */
   keepAlive?: unknown;
 }
 
 let platformFactory: (() => Promise<Platform>) | null = null;
 
-/** Lets a host register how to make its Platform (platform-node.ts does this for Node). */
+/** Lets a host say how to make its Platform (the Node entry registers Dawn's bindings). */
 export function registerPlatform(factory: () => Promise<Platform>): void {
   platformFactory = factory;
 }
 
 export async function defaultPlatform(): Promise<Platform> {
   if (platformFactory) return platformFactory();
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) {
-    throw new Error('Device.create(): in a browser pass { platform: { gpu: navigator.gpu, shaderSources } }');
-  }
-  // Node: load the Dawn bindings lazily so that browser bundles never see them.
-  const { nodePlatform } = await import('./platform-node.ts');
-  return nodePlatform();
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (gpu) return { gpu };
+  const inNode = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node !== undefined;
+  throw new Error(inNode
+    ? "Device.create(): no WebGPU platform registered. In Node import the package as 'vitcatsvdogs' (its Node entry " +
+      "registers Dawn's bindings) or call registerPlatform(nodePlatform) from 'vitcatsvdogs/node'."
+    : 'Device.create(): this browser has no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113+, or enable ' +
+      'WebGPU (chrome://flags/#enable-unsafe-webgpu; on Linux also --enable-features=Vulkan).');
 }

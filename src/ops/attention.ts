@@ -5,6 +5,8 @@ import { Tensor } from '../tensor.ts';
 import type { Device } from '../gpu/device.ts';
 import { record } from '../autograd.ts';
 import { matmulKernel, matmulRaw } from './matmul.ts';
+import { kernelVariants } from './variants.ts';
+import { wgsl } from './wgsl.generated.ts';
 
 export interface AttentionOptions {
   heads: number;
@@ -43,7 +45,7 @@ function asOperand(l: Layout): { trans: boolean; ld: number } | null {
   return null;
 }
 
-const usesTextureMatmul = (device: Device) => matmulKernel(device.matmulVariant, device).entry === 'matmul_texture';
+const usesTextureMatmul = (device: Device) => matmulKernel(kernelVariants(device).matmul, device).entry === 'matmul_texture';
 
 /**
  * C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. Where the
@@ -68,11 +70,12 @@ function batchedMatmul(
   }
   const invocations = batch * heads * Math.ceil(m / TILE) * Math.ceil(n / TILE);
   if (invocations === 0) return;
-  const operand = (l: Layout) => [l.batch, l.head, l.row, l.col];
+  const operand = (name: string, l: Layout) => ({
+    [`${name}_batch`]: l.batch, [`${name}_head`]: l.head, [`${name}_row`]: l.row, [`${name}_col`]: l.col,
+  });
   device.dispatch({
-    shader: 'attention', entry: 'batched_matmul', constants: { WG },
-    u: [m, n, k, heads, batch * heads, ...operand(aLayout), ...operand(bLayout), ...operand(cLayout)],
-    f: [alpha],
+    shader: wgsl.attention, entry: 'batched_matmul', constants: { WG },
+    uniforms: { m, n, k, heads, batches: batch * heads, ...operand('a', aLayout), ...operand('b', bLayout), ...operand('c', cLayout), alpha },
     bindings: [a.binding, b.binding, c.binding],
     workgroups: device.grid(invocations, WG),
   });
@@ -101,12 +104,11 @@ function rowKernel(
       : [main.binding, (mask.headMask ?? readOnlyP).binding, probs.binding];
   }
   device.dispatch({
-    shader: 'attention', entry,
+    shader: wgsl.attention, entry,
     constants: entry === 'softmax_forward' || entry === 'unpad_rows'
       ? { WG }
       : { WG, DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0 },
-    u: [rows, seq, heads, mask.seed >>> 0, pitch],
-    f: [scale, mask.dropout, 1 / (1 - mask.dropout)],
+    uniforms: { rows, len: seq, heads, seed: mask.seed >>> 0, pitch, scale, drop: mask.dropout, keep_scale: 1 / (1 - mask.dropout) },
     bindings,
     workgroups: device.grid(rows, WG),
   });

@@ -1,5 +1,6 @@
 // Elementwise ops (shaders/elementwise.wgsl): add, mul, scale, accumulate, fill, GELU, tanh, dropout.
 import { Tensor } from '../tensor.ts';
+import { wgsl } from './wgsl.generated.ts';
 import { record, installGradHelpers } from '../autograd.ts';
 
 const WG = 256;
@@ -12,7 +13,7 @@ function run(entry: string, n: number, bindings: Tensor[], alpha = 0, beta = 0, 
   if (n === 0) return;
   const device = bindings[0].device;
   device.dispatch({
-    shader: 'elementwise', entry, u: [n, seed], f: [alpha, beta],
+    shader: wgsl.elementwise, entry, uniforms: { n, seed, alpha, beta },
     bindings: bindings.map((t) => t.binding), workgroups: device.grid(n, WG),
   });
 }

@@ -1,5 +1,6 @@
 // LayerNorm over the last axis (shaders/layernorm.wgsl), torch semantics (biased variance).
 import { Tensor, keep } from '../tensor.ts';
+import { wgsl } from './wgsl.generated.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 
@@ -45,8 +46,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   const rstd = keep(Tensor.empty([rows], { device }));
   if (rows > 0) {
     device.dispatch({
-      shader: 'layernorm', entry: 'layernorm_forward', constants: { WG: wg },
-      u: [rows, d], f: [eps],
+      shader: wgsl.layernorm, entry: 'layernorm_forward', constants: { WG: wg },
+      uniforms: { rows, cols: d, eps },
       bindings: [x.binding, weight.binding, bias.binding, y.binding, mean.binding, rstd.binding],
       workgroups: device.grid(rows, 1),
     });
@@ -55,8 +56,8 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
     const dx = x.requiresGrad ? Tensor.empty(x.shape, { device }) : null;
     if (dx && rows > 0) {
       device.dispatch({
-        shader: 'layernorm', entry: 'layernorm_backward_input', constants: { WG: wg },
-        u: [rows, d], f: [eps],
+        shader: wgsl.layernorm, entry: 'layernorm_backward_input', constants: { WG: wg },
+        uniforms: { rows, cols: d, eps },
         bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding],
         workgroups: device.grid(rows, 1),
       });
@@ -84,14 +85,14 @@ function paramGrads(
   const partialDb = Tensor.empty([chunks, d], { device });
   if (d > 0) {
     device.dispatch({
-      shader: 'layernorm', entry: 'layernorm_backward_params_partial', constants: { CHUNK_ROWS },
-      u: [rows, d], f: [0],
+      shader: wgsl.layernorm, entry: 'layernorm_backward_params_partial', constants: { CHUNK_ROWS },
+      uniforms: { rows, cols: d },
       bindings: [x.binding, mean.binding, rstd.binding, dy.binding, partialDw.binding, partialDb.binding],
       workgroups: [Math.ceil(d / 64), chunks],
     });
     device.dispatch({
-      shader: 'layernorm', entry: 'layernorm_backward_params_finish',
-      u: [chunks, d], f: [0],
+      shader: wgsl.layernorm, entry: 'layernorm_backward_params_finish',
+      uniforms: { rows: chunks, cols: d },
       bindings: [partialDw.binding, partialDb.binding, dweight.binding, dbias.binding],
       workgroups: [Math.ceil(d / 64)],
     });

@@ -1,5 +1,6 @@
 // Softmax cross-entropy and softmax (shaders/loss.wgsl).
 import { Tensor, keep } from '../tensor.ts';
+import { wgsl } from './wgsl.generated.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 
@@ -68,18 +69,18 @@ export function crossEntropy(
   const device = logits.device;
   const { tensor: labelsT, owned } = labelTensor(labels, batch, numLabels, device);
   const wg = threadsPerRow(device, numLabels);
-  const uniforms = { u: [batch, numLabels], f: [smoothing, 1 / batch] };
+  const uniforms = { uniforms: { rows: batch, cols: numLabels, smoothing, scale: 1 / batch } };
   const rowLoss = Tensor.empty([batch], { device });
   // (row max, log of the sum of exp(x - max)) per row, for backward
   const stats = keep(Tensor.empty([batch, 2], { device }));
   device.dispatch({
-    shader: 'loss', entry: 'cross_entropy_rows', constants: { WG: wg }, ...uniforms,
+    shader: wgsl.loss, entry: 'cross_entropy_rows', constants: { WG: wg }, ...uniforms,
     bindings: [logits.binding, labelsT.binding, rowLoss.binding, stats.binding],
     workgroups: device.grid(batch, 1),
   });
   const loss = Tensor.empty([1], { device });
   device.dispatch({
-    shader: 'loss', entry: 'cross_entropy_mean', constants: { WG: 64 }, ...uniforms,
+    shader: wgsl.loss, entry: 'cross_entropy_mean', constants: { WG: 64 }, ...uniforms,
     bindings: [rowLoss.binding, loss.binding], workgroups: [1],
   });
   rowLoss.dispose();
@@ -87,7 +88,7 @@ export function crossEntropy(
   return record(loss, 'crossEntropy', [logits], (dloss) => {
     const dlogits = Tensor.empty(logits.shape, { device });
     device.dispatch({
-      shader: 'loss', entry: 'cross_entropy_backward', ...uniforms,
+      shader: wgsl.loss, entry: 'cross_entropy_backward', ...uniforms,
       bindings: [logits.binding, labelsT.binding, stats.binding, dloss.binding, dlogits.binding],
       workgroups: device.grid(logits.size, 256),
     });
@@ -106,8 +107,8 @@ export function softmax(logits: Tensor): Tensor {
   const probs = Tensor.empty(logits.shape, { device });
   if (rows > 0) {
     device.dispatch({
-      shader: 'loss', entry: 'softmax_forward', constants: { WG: threadsPerRow(device, cols) },
-      u: [rows, cols], f: [0, 0],
+      shader: wgsl.loss, entry: 'softmax_forward', constants: { WG: threadsPerRow(device, cols) },
+      uniforms: { rows, cols },
       bindings: [logits.binding, probs.binding], workgroups: device.grid(rows, 1),
     });
   }

@@ -2,8 +2,11 @@
 // matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import type { KernelVariant } from '../gpu/device.ts';
+import type { Shader } from '../gpu/device.ts';
 import { sumRowsRaw } from './reduce.ts';
+import { kernelVariants, type KernelVariant } from './variants.ts';
+import { scratchTextures } from './scratch-textures.ts';
+import { wgsl } from './wgsl.generated.ts';
 
 export interface MatmulParams {
   M: number;
@@ -64,11 +67,11 @@ const MAX_GROUPS = 65535;
  */
 export function matmulKernel(
   variant: KernelVariant, device: { features: ReadonlySet<string>; subgroupMinSize: number },
-): { shader: string; entry: string } {
-  if (variant === 'shared') return { shader: 'matmul', entry: 'matmul_shared' };
+): { shader: Shader; entry: string } {
+  if (variant === 'shared') return { shader: wgsl.matmul, entry: 'matmul_shared' };
   return device.features.has('subgroups') && device.subgroupMinSize >= TEXTURE_LANES
-    ? { shader: 'matmul_texture', entry: 'matmul_texture' }
-    : { shader: 'matmul', entry: 'matmul_register' };
+    ? { shader: wgsl.matmul_texture, entry: 'matmul_texture' }
+    : { shader: wgsl.matmul, entry: 'matmul_register' };
 }
 
 /** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
@@ -119,7 +122,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b or bias');
   }
   const device = out.device;
-  const variant = p.variant ?? device.matmulVariant;
+  const variant = p.variant ?? kernelVariants(device).matmul;
   let kernel = matmulKernel(variant, device);
   if (kernel.entry === 'matmul_texture') {
     // (K = 0 needs no textures; an N past the texture height would need the bias split too: rare enough)
@@ -133,7 +136,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
       });
       return;
     }
-    kernel = { shader: 'matmul', entry: 'matmul_register' };
+    kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
   // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
@@ -155,7 +158,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   }
   device.dispatch({
     ...kernel, constants,
-    u: [M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, +!!bias, ldA, ldB, ldC, heads, headA, headB, headC], f: [p.alpha ?? 1], bindings, workgroups,
+    uniforms: {
+      M, N, K, strideA, strideB, strideC, offsetA, offsetB, offsetC, hasBias: !!bias, ldA, ldB, ldC,
+      heads, headStrideA: headA, headStrideB: headB, headStrideC: headC, alpha: p.alpha ?? 1,
+    },
+    bindings, workgroups,
   });
 }
 
@@ -225,7 +232,7 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
     }
     return;
   }
-  const [texA, texB] = device.scratchTextures([
+  const [texA, texB] = scratchTextures(device, [
     { role: 'matmul A', width: Math.ceil(colsA / 4), height: items * rowsA },
     { role: 'matmul B', width: Math.ceil(colsB / 4), height: items * rowsB },
   ]);
@@ -233,10 +240,9 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   fillOperandTexture(b, texB, q.b, rowsB, colsB, items, heads);
   const c = q.c;
   device.dispatch({
-    shader: 'matmul_texture', entry: 'matmul_texture',
+    shader: wgsl.matmul_texture, entry: 'matmul_texture',
     constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate },
-    u: [M, N, K, 0, 0, c.stride, 0, 0, c.offset, +!!q.bias, 0, 0, c.ld, heads, 0, 0, c.headStride],
-    f: [q.alpha],
+    uniforms: { M, N, K, strideC: c.stride, offsetC: c.offset, hasBias: !!q.bias, ldC: c.ld, heads, headStrideC: c.headStride, alpha: q.alpha },
     bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding],
     workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
   });
@@ -264,8 +270,8 @@ function fillOperandTexture(
     }
   } else {
     device.dispatch({
-      shader: 'matmul_texture', entry: 'pack_operand',
-      u: [rows, cols, s.ld, s.offset, s.stride, heads, s.headStride],
+      shader: wgsl.matmul_texture, entry: 'pack_operand',
+      uniforms: { rows, cols, ld: s.ld, offset: s.offset, stride: s.stride, heads, headStride: s.headStride },
       bindings: [src.binding, view],
       workgroups: [Math.ceil(width / PACK_WG[0]), Math.ceil(rows / PACK_WG[1]), items],
     });

@@ -1,15 +1,16 @@
 // Patch embedding and token ops (shaders/patchify.wgsl): patchify (im2col for a stride = kernel
 // conv), embeddings ([CLS] + position embeddings) and selectToken. All are memory-bound copies.
 import { Tensor } from '../tensor.ts';
+import { wgsl } from './wgsl.generated.ts';
 import { record } from '../autograd.ts';
 
 const WG = 256;
 
-function dispatch(entry: string, n: number, u: number[], bindings: Tensor[]): void {
+function dispatch(entry: string, n: number, uniforms: Record<string, number>, bindings: Tensor[]): void {
   if (n === 0) return;
   const device = bindings[0].device;
   device.dispatch({
-    shader: 'patchify', entry, u, bindings: bindings.map((t) => t.binding), workgroups: device.grid(n, WG),
+    shader: wgsl.patchify, entry, uniforms, bindings: bindings.map((t) => t.binding), workgroups: device.grid(n, WG),
   });
 }
 
@@ -42,7 +43,7 @@ export function patchify(x: Tensor, patch: number | readonly [number, number]): 
   }
   const gridW = width / pw;
   const tokens = (height / ph) * gridW;
-  const u = [x.size, channels, height, width, ph, pw, gridW, tokens];
+  const u = { n: x.size, channels, height, width, ph, pw, grid_w: gridW, tokens };
   const out = Tensor.empty([batch, tokens, channels * ph * pw], { device: x.device });
   dispatch('patchify_forward', x.size, u, [x, out]);
   return record(out, 'patchify', [x], (dout) => {
@@ -71,7 +72,7 @@ export function embeddings(patches: Tensor, cls: Tensor, pos: Tensor): Tensor {
   }
   const seqLen = tokens + 1;
   const out = Tensor.empty([batch, seqLen, dim], { device: patches.device });
-  dispatch('embeddings_forward', out.size, [out.size, dim, tokens, batch], [patches, cls, pos, out]);
+  dispatch('embeddings_forward', out.size, { n: out.size, dim, tokens, batch }, [patches, cls, pos, out]);
   return record(out, 'embeddings', [patches, cls, pos], (dh) => {
     const dpatches = patches.requiresGrad ? tokenSliceRaw(dh, 1, tokens, patches.shape) : null;
     let dcls: Tensor | null = null;
@@ -79,7 +80,7 @@ export function embeddings(patches: Tensor, cls: Tensor, pos: Tensor): Tensor {
     if (cls.requiresGrad || pos.requiresGrad) {
       dpos = Tensor.empty(pos.shape, { device: pos.device });
       dcls = Tensor.empty(cls.shape, { device: cls.device });
-      dispatch('embeddings_backward_sum', dpos.size, [dpos.size, dim, tokens, batch], [dh, dpos, dcls]);
+      dispatch('embeddings_backward_sum', dpos.size, { n: dpos.size, dim, tokens, batch }, [dh, dpos, dcls]);
       if (!cls.requiresGrad) { dcls.dispose(); dcls = null; }
       if (!pos.requiresGrad) { dpos.dispose(); dpos = null; }
     }
@@ -91,7 +92,7 @@ export function embeddings(patches: Tensor, cls: Tensor, pos: Tensor): Tensor {
 function tokenSliceRaw(h: Tensor, start: number, count: number, outShape: readonly number[]): Tensor {
   const [batch, seqLen, dim] = h.shape;
   const out = Tensor.empty(outShape, { device: h.device });
-  dispatch('token_slice', out.size, [batch * count * dim, dim, seqLen, count, start], [h, out]);
+  dispatch('token_slice', out.size, { n: batch * count * dim, dim, src_len: seqLen, dst_len: count, start }, [h, out]);
   return out;
 }
 
@@ -99,7 +100,7 @@ function tokenSliceRaw(h: Tensor, start: number, count: number, outShape: readon
 function tokenPadRaw(x: Tensor, start: number, count: number, outShape: readonly number[]): Tensor {
   const [, seqLen, dim] = outShape;
   const out = Tensor.empty(outShape, { device: x.device });
-  dispatch('token_pad', out.size, [out.size, dim, count, seqLen, start], [x, out]);
+  dispatch('token_pad', out.size, { n: out.size, dim, src_len: count, dst_len: seqLen, start }, [x, out]);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Reductions (shaders/reduce.wgsl): sum of everything, sums over leading rows.
 import { Tensor } from '../tensor.ts';
+import { wgsl } from './wgsl.generated.ts';
 import { record } from '../autograd.ts';
 
 /**
@@ -10,7 +11,7 @@ export function sumRowsRaw(x: Tensor, cols: number, alpha = 1, into?: Tensor, be
   const rows = x.size / cols;
   const out = into ?? Tensor.empty([cols], { device: x.device });
   x.device.dispatch({
-    shader: 'reduce', entry: 'sum_rows', u: [rows, cols], f: [alpha, beta],
+    shader: wgsl.reduce, entry: 'sum_rows', uniforms: { rows, cols, alpha, beta },
     bindings: [x.binding, out.binding], workgroups: [Math.ceil(cols / 64)],
   });
   return out;
@@ -21,7 +22,7 @@ export function broadcastRowsRaw(v: Tensor, rows: number, shape: readonly number
   const cols = v.size;
   const out = Tensor.empty(shape, { device: v.device });
   v.device.dispatch({
-    shader: 'reduce', entry: 'broadcast_rows', u: [rows, cols], f: [alpha, 0],
+    shader: wgsl.reduce, entry: 'broadcast_rows', uniforms: { rows, cols, alpha },
     bindings: [v.binding, out.binding], workgroups: v.device.grid(rows * cols, 64),
   });
   return out;
@@ -41,7 +42,7 @@ export function sum(x: Tensor, opts: { mean?: boolean } = {}): Tensor {
   const alpha = opts.mean ? 1 / x.size : 1;
   const out = Tensor.empty([1], { device: x.device });
   x.device.dispatch({
-    shader: 'reduce', entry: 'sum_all', u: [1, x.size], f: [alpha, 0],
+    shader: wgsl.reduce, entry: 'sum_all', uniforms: { rows: 1, cols: x.size, alpha },
     bindings: [x.binding, out.binding], workgroups: [1],
   });
   return record(out, 'sum', [x], (g) => [broadcastRowsRaw(g, x.size, x.shape, alpha)]);

@@ -1,6 +1,7 @@
 // AdamW with torch.optim.AdamW semantics (decoupled weight decay, bias-corrected moments):
 // one in-place kernel per parameter per step (shaders/adamw.wgsl).
 import { Tensor, keep } from '../tensor.ts';
+import { wgsl } from '../ops/wgsl.generated.ts';
 import { fill } from '../ops/elementwise.ts';
 
 export interface AdamWOptions {
@@ -114,9 +115,11 @@ export class AdamW {
       const bc1 = 1 - beta1 ** st.step;
       const bc2 = 1 - beta2 ** st.step;
       p.device.dispatch({
-        shader: 'adamw', entry: 'adamw_step', constants: { WG },
-        u: [p.size],
-        f: [1 - lr * this.weightDecay, beta1, 1 - beta1, beta2, 1 - beta2, lr / bc1, Math.sqrt(bc2), this.eps],
+        shader: wgsl.adamw, entry: 'adamw_step', constants: { WG },
+        uniforms: {
+          n: p.size, decay: 1 - lr * this.weightDecay, beta1, one_minus_beta1: 1 - beta1, beta2,
+          one_minus_beta2: 1 - beta2, step_size: lr / bc1, sqrt_bc2: Math.sqrt(bc2), eps: this.eps,
+        },
         bindings: [p.binding, g.binding, st.m.binding, st.v.binding],
         workgroups: p.device.grid(p.size, WG),
       });

@@ -1,11 +1,9 @@
-// Node disk cache of autotune results: one JSON file, keyed by adapter description + kernel
+// Node disk cache of autotune results: one JSON file, keyed by adapter, features and kernel
 // fingerprint, written atomically (temp file + rename) so concurrent processes never see half a file.
 // Location: $VITCATS_CACHE_DIR, else $XDG_CACHE_HOME/vitcatsvdogs, else ~/.cache/vitcatsvdogs.
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
-import { SHADER_DIR } from './platform-node.ts';
 import type { AutotuneCache, AutotuneEntry } from './autotune.ts';
 
 interface CacheFile { version: 1; entries: Record<string, AutotuneEntry> }
@@ -28,18 +26,6 @@ function load(path: string): CacheFile {
 
 export function nodeAutotuneCache(path = autotuneCachePath()): AutotuneCache {
   return {
-    // the matmul shader files (matmul.wgsl, matmul_texture.wgsl, ...): editing a kernel re-tunes
-    fingerprint() {
-      const hash = createHash('sha256');
-      try {
-        for (const file of readdirSync(SHADER_DIR).filter((f) => /^matmul.*\.wgsl$/.test(f)).sort()) {
-          hash.update(file).update(readFileSync(join(SHADER_DIR, file)));
-        }
-      } catch {
-        /* no shader folder: the key is the adapter alone */
-      }
-      return hash.digest('hex').slice(0, 12);
-    },
     read(key) {
       return load(path).entries[key] ?? null;
     },

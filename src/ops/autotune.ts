@@ -1,12 +1,12 @@
 // Picks the matmul variant for this adapter by timing both on a few representative shapes, once:
-// the choice is cached (on Node in ~/.cache/vitcatsvdogs/autotune.json) keyed by the adapter, its
-// enabled features and a fingerprint of the matmul shaders, so later runs start at once. Device.create({ autotune: true })
-// calls it; a `matmulVariant` option or VITCATS_MATMUL_VARIANT skips it.
-import type { Device, KernelVariant } from './device.ts';
+// the choice is cached (on Node in ~/.cache/vitcatsvdogs/autotune.json, registered by the Node
+// entry) keyed by the adapter, its enabled features and a fingerprint of the matmul shaders, so later
+// runs start at once. `await autotune(device)` runs it; VITCATS_MATMUL_VARIANT skips it.
+import type { Device } from '../gpu/device.ts';
 import { Tensor, tidy } from '../tensor.ts';
-import { matmulRaw } from '../ops/matmul.ts';
-
-export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared'];
+import { matmulRaw } from './matmul.ts';
+import { MATMUL_VARIANTS, setKernelVariants, variantForcedByEnv, kernelVariants, type KernelVariant } from './variants.ts';
+import { wgsl } from './wgsl.generated.ts';
 
 export interface AutotuneEntry {
   matmulVariant: KernelVariant;
@@ -25,14 +25,36 @@ export interface AutotuneResult extends AutotuneEntry {
 
 /** Where autotune results persist; the Node one is in autotune-cache-node.ts. */
 export interface AutotuneCache {
-  /** extra key material that changes when the kernels change (e.g. a hash of shaders/matmul.wgsl) */
-  fingerprint(): string;
   read(key: string): AutotuneEntry | null;
   write(key: string, entry: AutotuneEntry): void;
 }
 
+let defaultCache: AutotuneCache | null = null;
+
+/** The cache autotune uses by default (the Node entry sets the disk cache; none elsewhere). */
+export function setDefaultAutotuneCache(cache: AutotuneCache | null): void {
+  defaultCache = cache;
+}
+
+/** FNV-1a of the matmul shaders: editing a kernel re-tunes. */
+function kernelFingerprint(): string {
+  let h = 0x811c9dc5;
+  for (const s of [wgsl.matmul, wgsl.matmul_texture]) {
+    for (let i = 0; i < s.code.length; i++) h = Math.imul(h ^ s.code.charCodeAt(i), 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The cache key: adapter, enabled features (the register variant runs another shader where `subgroups`
+ * is enabled) and the kernels' fingerprint.
+ */
+export function autotuneKey(device: Device): string {
+  return `${device.description} | ${[...device.features].sort().join(',')} | ${kernelFingerprint()}`;
+}
+
 export interface AutotuneOptions {
-  /** null: no cache; default: the Node disk cache where available */
+  /** null: no cache; default: the one set by setDefaultAutotuneCache (the Node disk cache) */
   cache?: AutotuneCache | null;
   /** measure even when the cache has an entry (the new result replaces it) */
   refresh?: boolean;
@@ -65,17 +87,6 @@ const results = new WeakMap<Device, AutotuneResult>();
 /** The autotune result a device was created with, if it ran. */
 export function lastAutotune(device: Device): AutotuneResult | undefined {
   return results.get(device);
-}
-
-async function defaultCache(): Promise<AutotuneCache | null> {
-  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  if (!proc?.versions?.node) return null;
-  try {
-    const { nodeAutotuneCache } = await import('./autotune-cache-node.ts');
-    return nodeAutotuneCache();
-  } catch {
-    return null;
-  }
 }
 
 /** Best-of-`reps` wall time (ms) of `calls` back-to-back dispatches of one matmul, per call. */
@@ -125,11 +136,22 @@ export async function measureMatmulVariants(device: Device): Promise<AutotuneEnt
   return { matmulVariant, ms, abandoned, shapes: shapes.map(shapeName), measuredAt: new Date().toISOString() };
 }
 
-/** The matmul variant for this device: from the cache, else measured now (about a second on lavapipe). */
+/**
+ * Chooses the kernel variants for this device: from the cache, else measured now (about a second on
+ * lavapipe), and sets them (kernelVariants). VITCATS_MATMUL_VARIANT, where set, wins: nothing is measured.
+ */
+export async function autotune(device: Device, opts: AutotuneOptions = {}): Promise<AutotuneResult | null> {
+  if (variantForcedByEnv()) {
+    kernelVariants(device);
+    return null;
+  }
+  return autotuneMatmul(device, opts);
+}
+
+/** The matmul variant for this device: from the cache, else measured now; sets it. */
 export async function autotuneMatmul(device: Device, opts: AutotuneOptions = {}): Promise<AutotuneResult> {
-  const cache = opts.cache === undefined ? await defaultCache() : opts.cache;
-  // the features matter too: the register variant runs another shader where `subgroups` is enabled
-  const key = `${device.description} | ${[...device.features].sort().join(',')} | ${cache?.fingerprint() ?? ''}`;
+  const cache = opts.cache === undefined ? defaultCache : opts.cache;
+  const key = autotuneKey(device);
   const cached = opts.refresh ? null : cache?.read(key);
   let result: AutotuneResult;
   if (cached && MATMUL_VARIANTS.includes(cached.matmulVariant)) {
@@ -144,5 +166,6 @@ export async function autotuneMatmul(device: Device, opts: AutotuneOptions = {})
     result = { ...entry, source: 'measured', key };
   }
   results.set(device, result);
+  setKernelVariants(device, { matmul: result.matmulVariant });
   return result;
 }
