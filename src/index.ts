@@ -21,6 +21,10 @@ export {
   type HeadMask, type FromPretrainedOptions,
 } from './vit/modeling.ts';
 export { loadStateDict, stateDict } from './vit/pretrained.ts';
+export {
+  checkpointFiles, urlFiles, memoryFiles, readCheckpoint, checkpointBytes, registerCheckpointFolders, CONFIG_FILE, WEIGHTS_FILE,
+  type CheckpointFiles, type CheckpointWriter, type CheckpointSource, type Checkpoint,
+} from './vit/checkpoint.ts';
 export { AdamW } from './optim/adamw.ts';
 export { parseSafetensors, serializeSafetensors } from './io/safetensors.ts';
 export * as ops from './ops/index.ts';

@@ -1,13 +1,14 @@
 // Node-only file IO: reading bytes, atomic writes, and HF-style checkpoint folders
-// (config.json + model.safetensors).
+// (config.json + model.safetensors) for the platform-neutral readers and writers of src/vit/checkpoint.ts.
 import { open, readFile, rename, rm, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseSafetensors, serializeSafetensors, type SafeTensor } from './safetensors.ts';
-import { ViTConfig } from '../vit/config.ts';
+import type { ViTConfig } from '../vit/config.ts';
+import {
+  checkpointBytes, readCheckpoint, type Checkpoint, type CheckpointFiles, type CheckpointWriter,
+} from '../vit/checkpoint.ts';
 
-export const CONFIG_FILE = 'config.json';
-export const WEIGHTS_FILE = 'model.safetensors';
+export { CONFIG_FILE, WEIGHTS_FILE, type Checkpoint } from '../vit/checkpoint.ts';
 
 /** Wraps a Node error with a message naming the path, keeping its `code` (ENOENT, EISDIR, ...). */
 function fileError(what: string, path: string, err: unknown): Error {
@@ -69,42 +70,45 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-export interface Checkpoint {
-  config: ViTConfig;
-  tensors: Map<string, SafeTensor>;
-  configPath: string;
-  weightsPath: string;
+/**
+ * A checkpoint folder as CheckpointFiles: a missing file reads as null; a missing folder, or one that is
+ * not a folder, is an error naming it.
+ */
+export function folderFiles(dir: string): CheckpointFiles {
+  let checked: Promise<void> | null = null;
+  const checkDir = () => (checked ??= stat(dir).then(
+    (s) => { if (!s.isDirectory()) throw new Error(`Checkpoint ${dir} is not a directory`); },
+    (err) => { throw fileError('Cannot open checkpoint directory', dir, err); },
+  ));
+  return {
+    location: dir,
+    path: (name) => join(dir, name),
+    async read(name) {
+      await checkDir();
+      const path = join(dir, name);
+      if (!(await exists(path))) return null;
+      return readFileBytes(path);
+    },
+  };
+}
+
+/** Writes a checkpoint's files into `dir` (created if needed), each atomically, in the given order (config.json last). */
+export function folderWriter(dir: string): CheckpointWriter {
+  return {
+    async write(files) {
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        throw fileError('Cannot create checkpoint directory', dir, err);
+      }
+      for (const [name, data] of files) await writeFileAtomic(join(dir, name), data);
+    },
+  };
 }
 
 /** Reads an HF checkpoint folder: config.json (ViTConfig) and model.safetensors. */
-export async function readCheckpointDir(dir: string): Promise<Checkpoint> {
-  const dirStat = await stat(dir).catch((err) => { throw fileError('Cannot open checkpoint directory', dir, err); });
-  if (!dirStat.isDirectory()) throw new Error(`Checkpoint ${dir} is not a directory`);
-
-  const configPath = join(dir, CONFIG_FILE);
-  const weightsPath = join(dir, WEIGHTS_FILE);
-  if (!(await exists(configPath))) {
-    throw new Error(`Checkpoint directory ${dir} has no ${CONFIG_FILE} (looked for ${configPath})`);
-  }
-  if (!(await exists(weightsPath))) {
-    const hint = (await exists(join(dir, 'model.safetensors.index.json')))
-      ? '; sharded checkpoints (model.safetensors.index.json) are not supported'
-      : (await exists(join(dir, 'pytorch_model.bin')))
-        ? '; only safetensors weights are supported, not pytorch_model.bin'
-        : '';
-    throw new Error(`Checkpoint directory ${dir} has no ${WEIGHTS_FILE} (looked for ${weightsPath})${hint}`);
-  }
-
-  const configText = new TextDecoder().decode(await readFileBytes(configPath));
-  let configJson: unknown;
-  try {
-    configJson = JSON.parse(configText);
-  } catch (err) {
-    throw new Error(`${configPath}: invalid JSON (${(err as Error).message})`, { cause: err });
-  }
-  const config = ViTConfig.fromJSON(configJson, configPath);
-  const { tensors } = parseSafetensors(await readFileBytes(weightsPath), weightsPath);
-  return { config, tensors, configPath, weightsPath };
+export function readCheckpointDir(dir: string): Promise<Checkpoint> {
+  return readCheckpoint(folderFiles(dir));
 }
 
 /**
@@ -117,19 +121,5 @@ export async function writeCheckpointDir(
   tensors: Map<string, { dtype: 'F32'; shape: readonly number[]; data: Float32Array }>,
   extraFiles: Record<string, Uint8Array | string> = {},
 ): Promise<void> {
-  for (const name of Object.keys(extraFiles)) {
-    if (name === CONFIG_FILE || name === WEIGHTS_FILE || !/^[^/\\]+$/.test(name) || name === '.' || name === '..') {
-      throw new Error(`writeCheckpointDir: invalid extra file name ${JSON.stringify(name)} (a plain file name other than ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
-    }
-  }
-  const weights = serializeSafetensors(tensors, { format: 'pt' });
-  const configText = JSON.stringify(config.toJSON(), null, 2) + '\n';
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw fileError('Cannot create checkpoint directory', dir, err);
-  }
-  for (const [name, data] of Object.entries(extraFiles)) await writeFileAtomic(join(dir, name), data);
-  await writeFileAtomic(join(dir, WEIGHTS_FILE), weights);
-  await writeFileAtomic(join(dir, CONFIG_FILE), configText);
+  await folderWriter(dir).write(checkpointBytes(config, tensors, extraFiles));
 }

@@ -13,6 +13,7 @@ import { patchify, embeddings, selectToken } from '../ops/patchify.ts';
 import { crossEntropy } from '../ops/loss.ts';
 import { ViTConfig, type ViTConfigInit } from './config.ts';
 import { loadStateDict, stateDict } from './pretrained.ts';
+import { checkpointBytes, checkpointFiles, checkpointWriter, readCheckpoint, type CheckpointSource, type CheckpointWriter } from './checkpoint.ts';
 
 /** A head mask: one factor per head for every layer ([heads]) or per layer ([layers][heads]). */
 export type HeadMask = readonly number[] | readonly (readonly number[])[];
@@ -388,9 +389,12 @@ export class ViTModel extends Module {
     this.encoder.gradientCheckpointing = on;
   }
 
-  /** Loads an HF checkpoint folder (config.json + model.safetensors), "vit." prefix or not. */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions & { addPoolingLayer?: boolean } = {}): Promise<ViTModel> {
-    const { ck, config } = await readPretrained(dir, opts);
+  /**
+   * Loads an HF checkpoint (config.json + model.safetensors), "vit." prefix or not: a folder (Node), a
+   * URL, or files in memory (see CheckpointSource).
+   */
+  static async fromPretrained(source: CheckpointSource, opts: FromPretrainedOptions & { addPoolingLayer?: boolean } = {}): Promise<ViTModel> {
+    const { ck, config } = await readPretrained(source, opts);
     const model = new ViTModel(config, { addPoolingLayer: opts.addPoolingLayer });
     loadStateDict(model, ck.tensors, {
       source: ck.weightsPath, ignoreMismatchedSizes: opts.ignoreMismatchedSizes, warn: opts.warn,
@@ -399,9 +403,14 @@ export class ViTModel extends Module {
     return model.eval();
   }
 
-  /** Writes config.json + model.safetensors atomically. */
-  savePretrained(dir: string, extraFiles?: Record<string, Uint8Array | string>): Promise<void> {
-    return savePretrainedTo(this, this.config, 'ViTModel', dir, extraFiles);
+  /** Writes config.json + model.safetensors (+ extra files) into a folder (Node; atomically) or a writer. */
+  async savePretrained(target: string | CheckpointWriter, extraFiles?: Record<string, Uint8Array | string>): Promise<void> {
+    await checkpointWriter(target).write(await this.pretrainedFiles(extraFiles));
+  }
+
+  /** The files savePretrained writes, by name (e.g. to offer as downloads in a browser). */
+  async pretrainedFiles(extraFiles?: Record<string, Uint8Array | string>): Promise<Map<string, Uint8Array>> {
+    return pretrainedFilesOf(this, this.config, 'ViTModel', extraFiles);
   }
 }
 
@@ -440,11 +449,12 @@ export class ViTForImageClassification extends Module {
   }
 
   /**
-   * Loads an HF checkpoint folder (config.json + model.safetensors). A bare ViTModel checkpoint
-   * (with or without pooler) loads with a freshly initialised classifier and a warning.
+   * Loads an HF checkpoint (config.json + model.safetensors): a folder (Node), a URL, or files in memory
+   * (see CheckpointSource). A bare ViTModel checkpoint (with or without pooler) loads with a freshly
+   * initialised classifier and a warning.
    */
-  static async fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<ViTForImageClassification> {
-    const { ck, config } = await readPretrained(dir, opts);
+  static async fromPretrained(source: CheckpointSource, opts: FromPretrainedOptions = {}): Promise<ViTForImageClassification> {
+    const { ck, config } = await readPretrained(source, opts);
     const model = new ViTForImageClassification(config);
     loadStateDict(model, ck.tensors, {
       source: ck.weightsPath, ignoreMismatchedSizes: opts.ignoreMismatchedSizes, warn: opts.warn,
@@ -453,9 +463,14 @@ export class ViTForImageClassification extends Module {
     return model.eval();
   }
 
-  /** Writes config.json + model.safetensors (+ extra files) atomically. */
-  savePretrained(dir: string, extraFiles?: Record<string, Uint8Array | string>): Promise<void> {
-    return savePretrainedTo(this, this.config, 'ViTForImageClassification', dir, extraFiles);
+  /** Writes config.json + model.safetensors (+ extra files) into a folder (Node; atomically) or a writer. */
+  async savePretrained(target: string | CheckpointWriter, extraFiles?: Record<string, Uint8Array | string>): Promise<void> {
+    await checkpointWriter(target).write(await this.pretrainedFiles(extraFiles));
+  }
+
+  /** The files savePretrained writes, by name (e.g. to offer as downloads in a browser). */
+  async pretrainedFiles(extraFiles?: Record<string, Uint8Array | string>): Promise<Map<string, Uint8Array>> {
+    return pretrainedFilesOf(this, this.config, 'ViTForImageClassification', extraFiles);
   }
 
   private loss(logits: Tensor, labels: NonNullable<ClassificationForwardOptions['labels']>, labelSmoothing: number): Tensor {
@@ -481,9 +496,8 @@ export interface FromPretrainedOptions {
   warn?: boolean;
 }
 
-async function readPretrained(dir: string, opts: FromPretrainedOptions) {
-  const { readCheckpointDir } = await import('../io/files-node.ts');
-  const ck = await readCheckpointDir(dir);
+async function readPretrained(source: CheckpointSource, opts: FromPretrainedOptions) {
+  const ck = await readCheckpoint(checkpointFiles(source));
   let config = ck.config;
   if (opts.config) {
     const base = config.toJSON() as Record<string, unknown>;
@@ -496,10 +510,9 @@ async function readPretrained(dir: string, opts: FromPretrainedOptions) {
   return { ck, config };
 }
 
-async function savePretrainedTo(model: Module, config: ViTConfig, architecture: string, dir: string, extraFiles?: Record<string, Uint8Array | string>) {
-  const { writeCheckpointDir } = await import('../io/files-node.ts');
+async function pretrainedFilesOf(model: Module, config: ViTConfig, architecture: string, extraFiles?: Record<string, Uint8Array | string>) {
   const json = config.toJSON() as Record<string, unknown>;
   json.architectures = [architecture];
-  await writeCheckpointDir(dir, ViTConfig.fromJSON(json), await stateDict(model), extraFiles);
+  return checkpointBytes(ViTConfig.fromJSON(json), await stateDict(model), extraFiles);
 }
 
