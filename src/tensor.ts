@@ -73,6 +73,28 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Runs the synchronous `fn`; when it throws, disposes every tensor it created that is still alive,
+ * then rethrows. When it returns nothing changes: its tensors belong to the enclosing scope, if
+ * any. Models run their forward in it, so that a call failing late (bad labels) leaks nothing.
+ */
+export function disposeOnThrow<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let ok = false;
+  try {
+    const result = fn();
+    ok = true;
+    return result;
+  } finally {
+    scopes.splice(scopes.lastIndexOf(scope), 1);
+    for (const t of scope) {
+      if (ok) track(t);
+      else t.dispose();
+    }
+  }
+}
+
 let liveTensors = 0;
 
 export class Tensor {
