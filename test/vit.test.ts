@@ -1,6 +1,7 @@
 // The ViT modules through the public API: HF names, bad input, head mask and pruning, gradient
 // checkpointing, checkpoints (round trip, bare ViTModel, mismatches), flat memory over training.
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,22 @@ test('bad input: config, image size, channels, labels', () => {
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0, 3] }), /labels\[1\] = 3 is out of range for 3 labels/);
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0] }), /labels/);
   });
+  m.dispose();
+});
+
+test('a forward that fails late (labels, head mask) outside tidy frees its intermediates', () => {
+  manualSeed(1);
+  const m = new ViTForImageClassification(new ViTConfig(small)).train();
+  const x = Tensor.fromArray(randn(2 * 3 * 16 * 16, 1), [2, 3, 16, 16]);
+  const device = Device.default;
+  const live = Tensor.liveCount;
+  const inUse = device.memoryStats().bytesInUse;
+  assert.throws(() => m.forward(x, { labels: [0, 3] }), /labels\[1\] = 3 is out of range/);
+  assert.throws(() => m.forward(x, { headMask: [[1, 1, 1]] }), /headMask has 1 rows/);
+  assert.throws(() => m.vit.forward(x, { headMask: [[1, 1, 1]] }), /headMask has 1 rows/);
+  assert.is(Tensor.liveCount, live, 'live tensors after the failed calls');
+  assert.is(device.memoryStats().bytesInUse, inUse, 'pool bytes in use after the failed calls');
+  x.dispose();
   m.dispose();
 });
 
