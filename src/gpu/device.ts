@@ -53,6 +53,8 @@ const MAX_DISPATCHES_PER_SUBMIT = 1024;
 const PENDING_RELEASE_LIMIT = 64 * 1024 * 1024;
 
 let defaultDevice: Device | null = null;
+/** a default device was destroyed (the getter says so while there is none) */
+let defaultDestroyed = false;
 
 /** The WebGPU features a shader's `enable` directives need (WGSL `f16` is the feature 'shader-f16'). */
 function featuresNeeded(code: string): string[] {
@@ -207,7 +209,9 @@ export class Device {
   /** The default device (the first created). */
   static get default(): Device {
     if (!defaultDevice || defaultDevice.destroyed) {
-      throw new Error('no default Device: call `await Device.create()` first');
+      throw new Error(defaultDestroyed
+        ? 'the default Device was destroyed (device.destroy()): its tensors and models cannot be used any more; `await Device.create()` makes a new default'
+        : 'no default Device: call `await Device.create()` first');
     }
     return defaultDevice;
   }
@@ -552,6 +556,6 @@ export class Device {
     this.modules.clear();
     this.pipelines.clear();
     this.gpu.destroy();
-    if (defaultDevice === this) defaultDevice = null;
+    if (defaultDevice === this) [defaultDevice, defaultDestroyed] = [null, true];
   }
 }
