@@ -7,6 +7,11 @@ export type DType = 'f32' | 'i32';
 /** A pooled GPU buffer shared by a tensor and its reshaped views. */
 class Storage {
   refs = 1;
+  /**
+   * An int32 tensor's values as uploaded by fromArray (no kernel writes int32 tensors): labels are
+   * range-checked from them at the call, with no GPU read-back in the training step.
+   */
+  hostInt32: Int32Array | null = null;
   constructor(readonly device: Device, readonly buffer: GPUBuffer, readonly bytes: number) {}
   release(): void {
     if (--this.refs === 0) this.device.pool.release(this.buffer);
@@ -147,14 +152,20 @@ export class Tensor {
     const t = Tensor.empty(shape, { ...opts, dtype });
     t.name = opts.name;
     const host = dtype === 'i32'
-      ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
+      ? Int32Array.from(data as ArrayLike<number>) // a copy: see Storage.hostInt32
       : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
     if (n > 0) t.device.write(t.buffer, 0, host);
+    if (host instanceof Int32Array) t.storage!.hostInt32 = host;
     return t;
   }
 
   static zeros(shape: readonly number[], opts: { device?: Device; requiresGrad?: boolean } = {}): Tensor {
     return Tensor.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, opts);
+  }
+
+  /** An int32 tensor's values when it was made from host data (Tensor.fromArray), else null. */
+  get hostInt32(): Int32Array | null {
+    return this.storage?.hostInt32 ?? null;
   }
 
   get disposed(): boolean {

@@ -62,6 +62,8 @@ test('bad input: config, image size, channels, labels', () => {
     expectThrow(() => m.forward(Tensor.zeros([1, 1, 16, 16])), /channel dimension/);
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0, 3] }), /labels\[1\] = 3 is out of range for 3 labels/);
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0] }), /labels/);
+    expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: Tensor.fromArray(new Int32Array([0, 3]), [2]) }),
+      /labels tensor \[2\]: labels\[1\] = 3 is out of range for 3 labels/);
   });
   m.dispose();
 });
