@@ -2,7 +2,7 @@
 // checkpointing, checkpoints (round trip, bare ViTModel, mismatches), flat memory over training.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -138,6 +138,33 @@ test('savePretrained / fromPretrained round trip, atomically written', async () 
     assertClose('reloaded logits', await m2.forward(x).logits.toArray(), await m.eval().forward(x).logits.toArray(), { relL2: 0, nmax: 0 });
   });
   m.dispose(); m2.dispose();
+});
+
+test('config.json fields this library does not model are kept and written back by savePretrained, as transformers does', async () => {
+  manualSeed(5);
+  const dir = mkdtempSync(join(tmpdir(), 'vit-extra-'));
+  try {
+    const m = new ViTForImageClassification(new ViTConfig(small));
+    await m.savePretrained(join(dir, 'a'));
+    m.dispose();
+    const unknown = { torch_dtype: 'float32', transformers_version: '4.44.2', custom: { nested: [1, 'two', null], flag: false } };
+    const configA = JSON.parse(readFileSync(join(dir, 'a', 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'a', 'config.json'), JSON.stringify({ ...configA, ...unknown }));
+    const loaded = await ViTForImageClassification.fromPretrained(join(dir, 'a'));
+    await loaded.savePretrained(join(dir, 'b'));
+    loaded.dispose();
+    const configB = JSON.parse(readFileSync(join(dir, 'b', 'config.json'), 'utf8'));
+    for (const [k, v] of Object.entries(unknown)) assert.equal(configB[k], v, `${k} written back`);
+    // also through config overrides (a new head)
+    const relabelled = await ViTForImageClassification.fromPretrained(join(dir, 'b'), { config: { num_labels: 2 }, ignoreMismatchedSizes: true, warn: false });
+    await relabelled.savePretrained(join(dir, 'c'));
+    relabelled.dispose();
+    const configC = JSON.parse(readFileSync(join(dir, 'c', 'config.json'), 'utf8'));
+    for (const [k, v] of Object.entries(unknown)) assert.equal(configC[k], v, `${k} written back after overrides`);
+    assert.is(configC.num_labels, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a bare ViTModel checkpoint with pooler loads into the classifier with a fresh head', async () => {
