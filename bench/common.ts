@@ -171,3 +171,21 @@ export function vitParamCount(c: VitShape): number {
   const layer = 4 * (D * D + D) + (D * M + M) + (M * D + D) + 4 * D; // q k v out, MLP, 2 layernorms
   return embeddings + c.layers * layer + 2 * D + D * c.labels + c.labels;
 }
+
+/** What bench:vit compares after step 2 and after the last step: equal unless something leaks. */
+export interface VitMemory { bytesInUse: number; bytesAllocated: number; buffersAllocated: number; textureBytes: number; liveTensors: number }
+
+/**
+ * Why a bench:vit run fails (it then exits 1, as bench:kernels on a failed check): a non-finite
+ * loss at any training step (`losses[i]` is step i + 1), or memory after the last step unlike after step 2.
+ */
+export function vitRunFailures(losses: readonly number[], afterStep2: VitMemory, afterLast: VitMemory): string[] {
+  const failures: string[] = [];
+  const bad = losses.findIndex((l) => !Number.isFinite(l));
+  if (bad >= 0) failures.push(`training step ${bad + 1}: loss is ${losses[bad]}`);
+  const keys = (Object.keys(afterStep2) as (keyof VitMemory)[]).filter((k) => afterStep2[k] !== afterLast[k]);
+  if (keys.length) {
+    failures.push(`memory after the last step differs from after step 2: ${keys.map((k) => `${k} ${afterStep2[k]} -> ${afterLast[k]}`).join(', ')}`);
+  }
+  return failures;
+}

@@ -5,7 +5,7 @@
 //
 // Defaults: ViT-Ti/16 at 224 px, batch 8, 2 labels. Flags: --image --patch --hidden --layers --heads
 // --mlp --batch --labels --steps (timed training steps after 2 untimed) --infer (timed inference
-// batches) --variant register|shared --no-profile --json (last line: one JSON object).
+// batches) --lr (AdamW's, default 1e-4) --variant register|shared --no-profile --json (last line: one JSON object).
 import { Device, type DispatchDesc, type KernelTiming } from '../src/gpu/device.ts';
 import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
 import { scratchTextureBytes } from '../src/ops/scratch-textures.ts';
@@ -16,7 +16,7 @@ import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { autotune } from '../src/ops/autotune.ts';
 import { randn } from '../test/helpers.ts';
-import { flag, numFlag, median, adapterInfo, table, fmt, mib } from './common.ts';
+import { flag, numFlag, median, adapterInfo, table, fmt, mib, vitRunFailures, type VitMemory } from './common.ts';
 
 const args = process.argv.slice(2);
 const cfg = {
@@ -30,6 +30,7 @@ const cfg = {
   labels: numFlag(args, 'labels', 2),
 };
 const steps = Math.max(1, numFlag(args, 'steps', 5));
+const lr = numFlag(args, 'lr', 1e-4);
 const inferReps = Math.max(1, numFlag(args, 'infer', 5));
 const json = flag(args, 'json') !== undefined;
 const profile = flag(args, 'no-profile') === undefined;
@@ -60,7 +61,7 @@ const model = new ViTForImageClassification({
 });
 model.train();
 const params = model.numParameters();
-const opt = new AdamW(model.parameters(), { lr: 1e-4 });
+const opt = new AdamW(model.parameters(), { lr });
 const pixels = keep(Tensor.fromArray(randn(B * 3 * image * image, 1), [B, 3, image, image]));
 const target = keep(Tensor.fromArray(Int32Array.from({ length: B }, (_, i) => i % labels), [B]));
 await device.sync();
@@ -144,7 +145,7 @@ async function timed(fn: () => Promise<unknown>): Promise<{ ms: number; value: u
   return { ms, value, cores: (cpu.user + cpu.system) / 1000 / ms };
 }
 
-const mem = () => {
+const mem = (): VitMemory => {
   const s = device.memoryStats();
   return {
     bytesInUse: s.bytesInUse, bytesAllocated: s.bytesAllocated, buffersAllocated: s.buffersAllocated,
@@ -158,6 +159,7 @@ const first = await timed(trainStep);
 const firstStepS = first.ms / 1000;
 log(`first training step: ${fmt(firstStepS, 2)} s (${device.pipelineCount - pipelinesBefore} pipelines compiled), loss ${fmt(first.value as number, 4)}`);
 const second = await timed(trainStep);
+const losses = [first.value as number, second.value as number];
 const afterStep2 = mem();
 log(`2nd training step: ${fmt(second.ms / 1000, 2)} s, loss ${fmt(second.value as number, 4)}`);
 
@@ -171,6 +173,7 @@ for (let i = 0; i < steps; i++) {
   trainMs.push(r.ms);
   trainCores.push(r.cores);
   lastLoss = r.value as number;
+  losses.push(lastLoss);
   log(`  train step ${i + 3}: ${fmt(r.ms, 0)} ms, loss ${fmt(lastLoss, 4)}, ${fmt(r.cores, 2)} cores busy, ${mib(device.memoryStats().bytesInUse)} in use`);
 }
 const dispatchesPerStep = (device.dispatchCount - dispatches0) / steps;
@@ -275,12 +278,12 @@ log(`\nGPU memory: peak ${mib(peakInUse)} in use, ${mib(peakAllocated)} allocate
   `${mib(stats.peakBytesAllocated)} and ${mib(afterLast.textureBytes)} of matmul scratch textures`);
 log(`napkin: weights ${mib(napkin.weights)} + grads ${mib(napkin.grads)} + AdamW moments ${mib(napkin.adamw_moments)} + ` +
   `activations ${mib(napkin.activations)} = ${mib(napkin.total)}; peak in use / napkin = ${fmt(peakInUse / napkin.total, 2)}`);
-const memoryEqual = afterStep2.bytesInUse === afterLast.bytesInUse && afterStep2.bytesAllocated === afterLast.bytesAllocated &&
-  afterStep2.textureBytes === afterLast.textureBytes && afterStep2.liveTensors === afterLast.liveTensors;
-const memLine = (m: ReturnType<typeof mem>) =>
+const failures = vitRunFailures(losses, afterStep2, afterLast);
+const memoryEqual = !failures.some((f) => f.startsWith('memory'));
+const memLine = (m: VitMemory) =>
   `${mib(m.bytesInUse)} in use, ${mib(m.bytesAllocated)} allocated, ${mib(m.textureBytes)} textures, ${m.liveTensors} tensors`;
 log(`memory after step 2: ${memLine(afterStep2)}; after step ${steps + 2}: ${memLine(afterLast)} -> ${memoryEqual ? 'equal' : 'DIFFERENT'}`);
-if (!Number.isFinite(lastLoss)) log(`WARNING: loss is ${lastLoss}`);
+for (const f of failures) log(`FAIL: ${f}`);
 
 if (json) {
   const phaseJson = (ph: Phase[], wallMs: number, gpuMs: number) => ph.length
@@ -316,6 +319,7 @@ if (json) {
     infer_phases_ms: phaseJson(inferPhases, profiledInferMs, inferGpuMs),
     infer_gpu_ms: inferGpuMs,
     last_loss: lastLoss,
+    failures,
   }));
 }
 opt.dispose();
@@ -323,3 +327,4 @@ model.dispose();
 pixels.dispose();
 target.dispose();
 device.destroy();
+process.exitCode = failures.length ? 1 : 0;

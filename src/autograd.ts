@@ -74,9 +74,13 @@ export function record(
   return output;
 }
 
+/** Tensors whose recorded backward ran and was freed: backpropagating through them again is an error. */
+const backpropagated = new WeakSet<Tensor>();
+
 function releaseGradFn(t: Tensor): void {
   const fn = t.gradFn;
   t.gradFn = null;
+  backpropagated.add(t);
   if (fn?.saved) for (const s of fn.saved) s.dispose();
 }
 
@@ -127,6 +131,13 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
     throw new Error(`backward(): gradient [${gradOutput.shape}] does not match ${root}`);
   }
   const order = topologicalOrder(root);
+  const freed = order.find((t) => !t.gradFn && backpropagated.has(t));
+  if (freed) {
+    throw new Error(
+      `backward(): trying to backward through the graph a second time: ${freed === root ? root : `${freed}, an input of ${root},`} ` +
+        'was already backpropagated and its saved tensors freed. Run the forward again (there is no retain_graph).',
+    );
+  }
   const grads = new Map<Tensor, Tensor>();
   const seed = gradOutput ?? onesLike!(root);
   grads.set(root, seed);

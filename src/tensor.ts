@@ -7,6 +7,11 @@ export type DType = 'f32' | 'i32';
 /** A pooled GPU buffer shared by a tensor and its reshaped views. */
 class Storage {
   refs = 1;
+  /**
+   * An int32 tensor's values as uploaded by fromArray (no kernel writes int32 tensors): labels are
+   * range-checked from them at the call, with no GPU read-back in the training step.
+   */
+  hostInt32: Int32Array | null = null;
   constructor(readonly device: Device, readonly buffer: GPUBuffer, readonly bytes: number) {}
   release(): void {
     if (--this.refs === 0) this.device.pool.release(this.buffer);
@@ -73,6 +78,28 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Runs the synchronous `fn`; when it throws, disposes every tensor it created that is still alive,
+ * then rethrows. When it returns nothing changes: its tensors belong to the enclosing scope, if
+ * any. Models run their forward in it, so that a call failing late (bad labels) leaks nothing.
+ */
+export function disposeOnThrow<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let ok = false;
+  try {
+    const result = fn();
+    ok = true;
+    return result;
+  } finally {
+    scopes.splice(scopes.lastIndexOf(scope), 1);
+    for (const t of scope) {
+      if (ok) track(t);
+      else t.dispose();
+    }
+  }
+}
+
 let liveTensors = 0;
 
 export class Tensor {
@@ -125,14 +152,20 @@ export class Tensor {
     const t = Tensor.empty(shape, { ...opts, dtype });
     t.name = opts.name;
     const host = dtype === 'i32'
-      ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
+      ? Int32Array.from(data as ArrayLike<number>) // a copy: see Storage.hostInt32
       : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
     if (n > 0) t.device.write(t.buffer, 0, host);
+    if (host instanceof Int32Array) t.storage!.hostInt32 = host;
     return t;
   }
 
   static zeros(shape: readonly number[], opts: { device?: Device; requiresGrad?: boolean } = {}): Tensor {
     return Tensor.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, opts);
+  }
+
+  /** An int32 tensor's values when it was made from host data (Tensor.fromArray), else null. */
+  get hostInt32(): Int32Array | null {
+    return this.storage?.hostInt32 ?? null;
   }
 
   get disposed(): boolean {

@@ -28,6 +28,7 @@ test('tanh, add, mul, scale: forward and finite differences', async () => {
   assertClose('tanh', await tidy(() => tanh(ta)).toArray(), a.map(Math.tanh), tol);
   assertClose('add', await tidy(() => add(ta, tb)).toArray(), a.map((v, i) => v + b[i]), tol);
   assertClose('mul', await tidy(() => mul(ta, tb)).toArray(), a.map((v, i) => v * b[i]), tol);
+  assertClose('scale', await tidy(() => scale(ta, -2.5)).toArray(), a.map((v) => -2.5 * v), tol);
   ta.dispose(); tb.dispose();
   await gradCheck('tanh', [{ data: a, shape: [37] }], ([x]) => tanh(x));
   await gradCheck('gelu', [{ data: a, shape: [37] }], ([x]) => gelu(x));

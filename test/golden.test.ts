@@ -47,8 +47,12 @@ for (const name of cases) {
       for (let j = 0; j <= layers; j++) {
         assertClose(`${name} hidden_states.${j}`, await out.hiddenStates![j].toArray(), f32(`hidden_states.${j}`), FORWARD);
       }
-      for (let j = 0; j < layers; j++) {
-        if (!io.has(`attentions.${j}`)) continue;
+      // README: the goldens hold the attentions of the first and the last layer (at least)
+      const attentionLayers = [...io.keys()].filter((k) => k.startsWith('attentions.')).map((k) => Number(k.slice(11)));
+      for (const j of [0, layers - 1]) {
+        if (!attentionLayers.includes(j)) throw new Error(`${name}: io.safetensors lacks attentions.${j} (has ${attentionLayers})`);
+      }
+      for (const j of attentionLayers) {
         assertClose(`${name} attentions.${j}`, await out.attentions![j].toArray(), f32(`attentions.${j}`), FORWARD);
       }
       out.loss!.backward();
@@ -71,6 +75,10 @@ for (const name of cases) {
     model.zeroGrad();
     // AdamW from the stored weights and the stored gradients (README: feed those, not our own).
     const stepped = [...io.keys()].filter((k) => k.startsWith('adamw1.')).map((k) => k.slice(7));
+    // README: the classifier weight and the first layer's query weight (at least)
+    for (const p of ['classifier.weight', 'vit.encoder.layer.0.attention.attention.query.weight']) {
+      if (!stepped.includes(p)) throw new Error(`${name}: io.safetensors lacks adamw1.${p} (has ${stepped})`);
+    }
     const params = new Map(model.namedParameters());
     const ps = stepped.map((n) => params.get(n)!);
     ps.forEach((p, i) => (p.grad = Tensor.fromArray(f32(`grad.${stepped[i]}`), p.shape)));

@@ -1,7 +1,8 @@
 // The ViT modules through the public API: HF names, bad input, head mask and pruning, gradient
 // checkpointing, checkpoints (round trip, bare ViTModel, mismatches), flat memory over training.
 import { test } from 'uvu';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -61,7 +62,25 @@ test('bad input: config, image size, channels, labels', () => {
     expectThrow(() => m.forward(Tensor.zeros([1, 1, 16, 16])), /channel dimension/);
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0, 3] }), /labels\[1\] = 3 is out of range for 3 labels/);
     expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0] }), /labels/);
+    expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: Tensor.fromArray(new Int32Array([0, 3]), [2]) }),
+      /labels tensor \[2\]: labels\[1\] = 3 is out of range for 3 labels/);
   });
+  m.dispose();
+});
+
+test('a forward that fails late (labels, head mask) outside tidy frees its intermediates', () => {
+  manualSeed(1);
+  const m = new ViTForImageClassification(new ViTConfig(small)).train();
+  const x = Tensor.fromArray(randn(2 * 3 * 16 * 16, 1), [2, 3, 16, 16]);
+  const device = Device.default;
+  const live = Tensor.liveCount;
+  const inUse = device.memoryStats().bytesInUse;
+  assert.throws(() => m.forward(x, { labels: [0, 3] }), /labels\[1\] = 3 is out of range/);
+  assert.throws(() => m.forward(x, { headMask: [[1, 1, 1]] }), /headMask has 1 rows/);
+  assert.throws(() => m.vit.forward(x, { headMask: [[1, 1, 1]] }), /headMask has 1 rows/);
+  assert.is(Tensor.liveCount, live, 'live tensors after the failed calls');
+  assert.is(device.memoryStats().bytesInUse, inUse, 'pool bytes in use after the failed calls');
+  x.dispose();
   m.dispose();
 });
 
@@ -119,6 +138,33 @@ test('savePretrained / fromPretrained round trip, atomically written', async () 
     assertClose('reloaded logits', await m2.forward(x).logits.toArray(), await m.eval().forward(x).logits.toArray(), { relL2: 0, nmax: 0 });
   });
   m.dispose(); m2.dispose();
+});
+
+test('config.json fields this library does not model are kept and written back by savePretrained, as transformers does', async () => {
+  manualSeed(5);
+  const dir = mkdtempSync(join(tmpdir(), 'vit-extra-'));
+  try {
+    const m = new ViTForImageClassification(new ViTConfig(small));
+    await m.savePretrained(join(dir, 'a'));
+    m.dispose();
+    const unknown = { torch_dtype: 'float32', transformers_version: '4.44.2', custom: { nested: [1, 'two', null], flag: false } };
+    const configA = JSON.parse(readFileSync(join(dir, 'a', 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'a', 'config.json'), JSON.stringify({ ...configA, ...unknown }));
+    const loaded = await ViTForImageClassification.fromPretrained(join(dir, 'a'));
+    await loaded.savePretrained(join(dir, 'b'));
+    loaded.dispose();
+    const configB = JSON.parse(readFileSync(join(dir, 'b', 'config.json'), 'utf8'));
+    for (const [k, v] of Object.entries(unknown)) assert.equal(configB[k], v, `${k} written back`);
+    // also through config overrides (a new head)
+    const relabelled = await ViTForImageClassification.fromPretrained(join(dir, 'b'), { config: { num_labels: 2 }, ignoreMismatchedSizes: true, warn: false });
+    await relabelled.savePretrained(join(dir, 'c'));
+    relabelled.dispose();
+    const configC = JSON.parse(readFileSync(join(dir, 'c', 'config.json'), 'utf8'));
+    for (const [k, v] of Object.entries(unknown)) assert.equal(configC[k], v, `${k} written back after overrides`);
+    assert.is(configC.num_labels, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a bare ViTModel checkpoint with pooler loads into the classifier with a fresh head', async () => {

@@ -17,10 +17,22 @@ function threadsPerRow(device: Device, cols: number): number {
   return n;
 }
 
+/** Throws unless every label is an integer in [0, numLabels); `what` names where they came from. */
+function checkLabels(labels: ArrayLike<number>, numLabels: number, what: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    const v = labels[i];
+    if (!Number.isInteger(v)) throw new Error(`crossEntropy: ${what}labels[${i}] = ${v} is not an integer`);
+    if (v < 0 || v >= numLabels) {
+      throw new Error(`crossEntropy: ${what}labels[${i}] = ${v} is out of range for ${numLabels} labels`);
+    }
+  }
+}
+
 /**
- * Checks host labels on the CPU (count, integers, range) and uploads them as int32; a labels
- * tensor must be int32 with one label per row and is used as is (a label out of range there
- * gives a NaN loss).
+ * Checks the labels on the CPU (count, integers, range) and uploads host labels as int32. A labels
+ * tensor must be int32 with one label per row; it is checked from the values it was made with
+ * (Tensor.fromArray keeps them on the host), so that a label out of range is an error at the call
+ * rather than a NaN loss, at no GPU cost (a read-back would be a sync in every training step).
  */
 function labelTensor(
   labels: Tensor | readonly number[] | Int32Array, batch: number, numLabels: number, device: Device,
@@ -32,21 +44,18 @@ function labelTensor(
     if (labels.size !== batch) {
       throw new Error(`crossEntropy: labels tensor [${labels.shape}] has ${labels.size} labels for a batch of ${batch}`);
     }
+    const values = labels.hostInt32;
+    if (!values) {
+      throw new Error(`crossEntropy: labels tensor [${labels.shape}] was not made from host values (Tensor.fromArray), so its labels cannot be checked; pass an Int32Array`);
+    }
+    checkLabels(values, numLabels, `labels tensor [${labels.shape}]: `);
     return { tensor: labels, owned: false };
   }
   if (labels.length !== batch) {
     throw new Error(`crossEntropy: ${labels.length} labels for a batch of ${batch}`);
   }
-  const host = new Int32Array(batch);
-  for (let i = 0; i < batch; i++) {
-    const v = labels[i];
-    if (!Number.isInteger(v)) throw new Error(`crossEntropy: labels[${i}] = ${v} is not an integer`);
-    if (v < 0 || v >= numLabels) {
-      throw new Error(`crossEntropy: labels[${i}] = ${v} is out of range for ${numLabels} labels`);
-    }
-    host[i] = v;
-  }
-  return { tensor: Tensor.fromArray(host, [batch], { device }), owned: true };
+  checkLabels(labels, numLabels, '');
+  return { tensor: Tensor.fromArray(Int32Array.from(labels), [batch], { device }), owned: true };
 }
 
 /**

@@ -1,6 +1,6 @@
 // The Vision Transformer with Hugging Face `modeling_vit.py` semantics and parameter names.
 // Each module's forward composes recorded ops; their backward runs on the autograd tape.
-import { Tensor, tidy } from '../tensor.ts';
+import { Tensor, tidy, disposeOnThrow } from '../tensor.ts';
 import { Module, Linear, LayerNorm, Dropout } from '../nn/module.ts';
 import { truncNormal, getRngState, setRngState, nextSeed } from '../nn/random.ts';
 import { linear } from '../ops/matmul.ts';
@@ -359,20 +359,23 @@ export class ViTModel extends Module {
     this.pooler = opts.addPoolingLayer === false ? null : this.child('pooler', new ViTPooler(this.config));
   }
 
+  /** A call that throws (bad head mask) frees the tensors it made. */
   forward(pixelValues: Tensor, opts: ViTForwardOptions = {}): ViTModelOutput {
-    const h = this.embeddings.forward(pixelValues);
-    const enc = this.encoder.forward(h, {
-      headMask: expandHeadMask(opts.headMask, this.config.num_hidden_layers),
-      outputAttentions: opts.outputAttentions,
-      outputHiddenStates: opts.outputHiddenStates,
+    return disposeOnThrow(() => {
+      const h = this.embeddings.forward(pixelValues);
+      const enc = this.encoder.forward(h, {
+        headMask: expandHeadMask(opts.headMask, this.config.num_hidden_layers),
+        outputAttentions: opts.outputAttentions,
+        outputHiddenStates: opts.outputHiddenStates,
+      });
+      const last = this.layernorm.forward(enc.lastHiddenState);
+      return {
+        lastHiddenState: last,
+        poolerOutput: this.pooler ? this.pooler.forward(last) : null,
+        hiddenStates: opts.outputHiddenStates ? enc.hiddenStates : null,
+        attentions: opts.outputAttentions ? enc.attentions : null,
+      };
     });
-    const last = this.layernorm.forward(enc.lastHiddenState);
-    return {
-      lastHiddenState: last,
-      poolerOutput: this.pooler ? this.pooler.forward(last) : null,
-      hiddenStates: opts.outputHiddenStates ? enc.hiddenStates : null,
-      attentions: opts.outputAttentions ? enc.attentions : null,
-    };
   }
 
   /** Prunes heads per layer: `{ 0: [1, 2], 3: [0] }`. */
@@ -441,11 +444,14 @@ export class ViTForImageClassification extends Module {
   forward(pixelValues: Tensor, opts: ClassificationForwardOptions & { labels: NonNullable<ClassificationForwardOptions['labels']> }): ImageClassifierOutput & { loss: Tensor };
   forward(pixelValues: Tensor, opts?: ClassificationForwardOptions): ImageClassifierOutput;
   forward(pixelValues: Tensor, opts: ClassificationForwardOptions = {}): ImageClassifierOutput {
-    const out = this.vit.forward(pixelValues, opts);
-    const logits = this.classifier.forward(selectToken(out.lastHiddenState, 0));
-    let loss: Tensor | null = null;
-    if (opts.labels != null) loss = this.loss(logits, opts.labels, opts.labelSmoothing ?? 0);
-    return { ...out, logits, loss };
+    // labels are checked after the forward: a call that throws frees the tensors it made
+    return disposeOnThrow(() => {
+      const out = this.vit.forward(pixelValues, opts);
+      const logits = this.classifier.forward(selectToken(out.lastHiddenState, 0));
+      let loss: Tensor | null = null;
+      if (opts.labels != null) loss = this.loss(logits, opts.labels, opts.labelSmoothing ?? 0);
+      return { ...out, logits, loss };
+    });
   }
 
   /**
