@@ -48,6 +48,23 @@ test('broken files give a DecodeError with the path, never a crash', () => {
   expectDecodeError(badCrc, /png/, 'y.png');
 });
 
+test('a truncated PNG or JPEG says it is truncated; a damaged complete one says corrupt', () => {
+  const samples = Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) & 255);
+  const png = encodePng({ width: 32, height: 32, colorType: 2, bitDepth: 8, samples });
+  for (const cut of [10, 30, 40, png.length >> 1, png.length - 12, png.length - 1]) {
+    const err = expectDecodeError(png.subarray(0, cut), /^png: truncated/, 'cut.png');
+    assert.not.match(err.reason, /read requests/, `cut at ${cut}: ${err.reason}`);
+  }
+  const badCrc = Uint8Array.from(png);
+  badCrc[30] ^= 0xff;
+  expectDecodeError(badCrc, /^png: corrupt/, 'crc.png');
+  const jpg = patternJpeg(64, 48);
+  for (const cut of [3, 100, jpg.length >> 1, jpg.length - 2, jpg.length - 1]) expectDecodeError(jpg.subarray(0, cut), /^jpeg: truncated/, 'cut.jpg');
+  const garbled = Uint8Array.from(jpg);
+  garbled.fill(0, 4, 40); // header segments zeroed; the end-of-image marker is still there
+  expectDecodeError(garbled, /^jpeg: corrupt/, 'garbled.jpg');
+});
+
 test('a header claiming huge dimensions is rejected by the limits without allocating', () => {
   const before = process.memoryUsage().rss;
   expectDecodeError(withJpegDimensions(solidJpeg(16, 16, [1, 2, 3]), 60000, 60000), /limit/);
