@@ -112,6 +112,8 @@ test('a PNG named .jpg decodes by its magic bytes', () => {
 test('real photos from the Kaggle set decode at their manifest size', () => {
   const root = join(SHARED, 'data/catsdogs');
   const manifest = readFileSync(join(root, 'MANIFEST.csv'), 'utf8').split('\n').slice(1).filter((l) => l.startsWith('train/cats/'));
+  // Without this, a manifest whose lines no longer match would let the test pass having checked nothing.
+  assert.ok(manifest.length >= 4, `MANIFEST.csv lists ${manifest.length} train/cats/ photos; expected at least 4`);
   for (const line of manifest.slice(0, 4)) {
     const [file, , , , , width, height] = line.split(',');
     const img = decodeFile(join(root, file));
