@@ -238,6 +238,8 @@ test('stratified split: per-class fractions, disjoint, covering, seeded', () => 
   assert.not.equal(stratifiedSplit(items, 0.2, 2).val.map((x) => x.path), val.map((x) => x.path));
   assert.is(stratifiedSplit(items, 0, 1).val.length, 0);
   assert.throws(() => stratifiedSplit(items, 1), /val_split/);
+  // The same path twice could land in both halves.
+  assert.throws(() => stratifiedSplit([...items, { path: 'b3', label: 1 }], 0.2), /b3.*twice/);
 });
 
 test.run();
