@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scanDataset, DatasetError, type DataItem } from '../src/data/layouts.ts';
 import { assertSeparateDatasets } from '../src/data/split.ts';
-import { ImageLoader, type Batch, type ImageLoaderOptions } from '../src/data/loader.ts';
+import { ImageLoader, checkClassCounts, type Batch, type ImageLoaderOptions } from '../src/data/loader.ts';
 import { encodePng, patternJpeg, solidJpeg, tempDir, writeFile } from './data-fixtures.ts';
 
 const COLORS: [number, number, number][] = [[220, 30, 30], [30, 200, 40], [20, 40, 210]];
@@ -257,6 +257,50 @@ test('loader: a data set with no decodable image is an error', async () => {
     assert.ok(err && /no decodable images/.test(err.message), String(err));
     await loader.close();
     assert.throws(() => new ImageLoader({ items: [], classes: ['a'], imageSize: 4, mean, std, batchSize: 2 }), /empty/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('loader: after skipping, a class without a usable image is an error naming it; a strong imbalance warns', async () => {
+  const { dir, cleanup } = tempDir('loader-empty-class');
+  try {
+    const loader = (items: DataItem[], classes: string[]) =>
+      new ImageLoader({ items, classes, imageSize: 4, mean, std, batchSize: 4, workers: 0, onWarning: () => {} });
+    const all = join(dir, 'all-dogs-bad');
+    makeClassFolders(all, 6, ['cats', 'dogs', 'owls']);
+    for (let i = 0; i < 6; i++) writeFile(join(all, 'dogs', `dogs${i}.jpg`), 'not a JPEG');
+    const ds = scanDataset(all);
+    const train = loader(ds.items, ds.classes), val = loader(ds.items.filter((_, i) => i % 3 === 0), ds.classes);
+    await train.prepare();
+    await val.prepare();
+    assert.equal(train.classCounts, [6, 0, 6]);
+    const warnings: string[] = [];
+    assert.throws(() => checkClassCounts(train, val, (m) => warnings.push(m)),
+      (e: unknown) => e instanceof DatasetError && /class dogs has no usable training image/.test(e.message) && e.message.includes(join(all, 'dogs', 'dogs0.jpg')));
+
+    // Usable but lopsided: 6 cats and 1 owl (5 owl files empty); the validation set has no owl.
+    const few = join(dir, 'few-owls');
+    makeClassFolders(few, 6, ['cats', 'owls']);
+    for (let i = 1; i < 6; i++) writeFile(join(few, 'owls', `owls${i}.jpg`), new Uint8Array(0));
+    const d2 = scanDataset(few);
+    const t2 = loader(d2.items, d2.classes), v2 = loader(d2.items.filter((it) => it.label === 0), d2.classes);
+    await t2.prepare();
+    await v2.prepare();
+    assert.equal(t2.classCounts, [6, 1]);
+    checkClassCounts(t2, v2, (m) => warnings.push(m));
+    assert.is(warnings.length, 2, warnings.join('\n'));
+    assert.match(warnings[0], /imbalanced.*cats 6.*owls 1/);
+    assert.match(warnings[1], /validation set has no usable image of owls/);
+    // Balanced, every class in both: silent.
+    const ok = join(dir, 'ok');
+    makeClassFolders(ok, 2, ['cats', 'dogs']);
+    const d3 = scanDataset(ok);
+    const t3 = loader(d3.items, d3.classes);
+    await t3.prepare();
+    checkClassCounts(t3, t3, (m) => warnings.push(m));
+    assert.is(warnings.length, 2);
+    for (const l of [train, val, t2, v2, t3]) await l.close();
   } finally {
     cleanup();
   }

@@ -17,7 +17,7 @@ import { AdamW } from '../optim/adamw.ts';
 import { writeFileAtomic } from '../io/files-node.ts';
 import { scanDataset, type DataItem, type Dataset } from '../data/layouts.ts';
 import { assertSeparateDatasets, stratifiedSplit } from '../data/split.ts';
-import { ImageLoader, type Batch } from '../data/loader.ts';
+import { ImageLoader, checkClassCounts, type Batch } from '../data/loader.ts';
 import type { AugmentOptions } from '../data/augment.ts';
 import { generateSyntheticCatsDogs } from '../data/synthetic.ts';
 import type { TrainParams } from './params.ts';
@@ -356,6 +356,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await prepareLoader(trainLoader, 'Decoding training images', progress);
     await prepareLoader(valLoader, 'Decoding validation images', progress);
     const skipped = trainLoader.skipped.length + valLoader.skipped.length;
+    checkClassCounts(trainLoader, valLoader, warn);
 
     // 3. Only now is out_dir written to.
     if (opts.overwrite) for (const e of present) rmSync(join(outDir, e), { recursive: true, force: true });
