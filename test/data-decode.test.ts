@@ -48,6 +48,23 @@ test('broken files give a DecodeError with the path, never a crash', () => {
   expectDecodeError(badCrc, /png/, 'y.png');
 });
 
+test('a truncated PNG or JPEG says it is truncated; a damaged complete one says corrupt', () => {
+  const samples = Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) & 255);
+  const png = encodePng({ width: 32, height: 32, colorType: 2, bitDepth: 8, samples });
+  for (const cut of [10, 30, 40, png.length >> 1, png.length - 12, png.length - 1]) {
+    const err = expectDecodeError(png.subarray(0, cut), /^png: truncated/, 'cut.png');
+    assert.not.match(err.reason, /read requests/, `cut at ${cut}: ${err.reason}`);
+  }
+  const badCrc = Uint8Array.from(png);
+  badCrc[30] ^= 0xff;
+  expectDecodeError(badCrc, /^png: corrupt/, 'crc.png');
+  const jpg = patternJpeg(64, 48);
+  for (const cut of [3, 100, jpg.length >> 1, jpg.length - 2, jpg.length - 1]) expectDecodeError(jpg.subarray(0, cut), /^jpeg: truncated/, 'cut.jpg');
+  const garbled = Uint8Array.from(jpg);
+  garbled.fill(0, 4, 40); // header segments zeroed; the end-of-image marker is still there
+  expectDecodeError(garbled, /^jpeg: corrupt/, 'garbled.jpg');
+});
+
 test('a header claiming huge dimensions is rejected by the limits without allocating', () => {
   const before = process.memoryUsage().rss;
   expectDecodeError(withJpegDimensions(solidJpeg(16, 16, [1, 2, 3]), 60000, 60000), /limit/);
@@ -95,6 +112,8 @@ test('a PNG named .jpg decodes by its magic bytes', () => {
 test('real photos from the Kaggle set decode at their manifest size', () => {
   const root = join(SHARED, 'data/catsdogs');
   const manifest = readFileSync(join(root, 'MANIFEST.csv'), 'utf8').split('\n').slice(1).filter((l) => l.startsWith('train/cats/'));
+  // Without this, a manifest whose lines no longer match would let the test pass having checked nothing.
+  assert.ok(manifest.length >= 4, `MANIFEST.csv lists ${manifest.length} train/cats/ photos; expected at least 4`);
   for (const line of manifest.slice(0, 4)) {
     const [file, , , , , width, height] = line.split(',');
     const img = decodeFile(join(root, file));
@@ -219,6 +238,8 @@ test('stratified split: per-class fractions, disjoint, covering, seeded', () => 
   assert.not.equal(stratifiedSplit(items, 0.2, 2).val.map((x) => x.path), val.map((x) => x.path));
   assert.is(stratifiedSplit(items, 0, 1).val.length, 0);
   assert.throws(() => stratifiedSplit(items, 1), /val_split/);
+  // The same path twice could land in both halves.
+  assert.throws(() => stratifiedSplit([...items, { path: 'b3', label: 1 }], 0.2), /b3.*twice/);
 });
 
 test.run();

@@ -2,11 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scanDataset, DatasetError, type DataItem } from '../src/data/layouts.ts';
-import { ImageLoader, type Batch, type ImageLoaderOptions } from '../src/data/loader.ts';
+import { assertSeparateDatasets } from '../src/data/split.ts';
+import { ImageLoader, checkClassCounts, type Batch, type ImageLoaderOptions } from '../src/data/loader.ts';
 import { encodePng, patternJpeg, solidJpeg, tempDir, writeFile } from './data-fixtures.ts';
 
 const COLORS: [number, number, number][] = [[220, 30, 30], [30, 200, 40], [20, 40, 210]];
@@ -77,6 +78,81 @@ test("layout: Microsoft's PetImages/{Cat,Dog}, from above or at PetImages", () =
       assert.equal(ds.classes, ['Cat', 'Dog']);
       assert.is(ds.items.length, 6);
     }
+  } finally {
+    cleanup();
+  }
+});
+
+test('layout: links neither loop nor leave the class folder; a file (by real path) is listed once', () => {
+  const { dir, cleanup } = tempDir('layout-links');
+  try {
+    makeClassFolders(dir, 3, ['cats', 'dogs']);
+    writeFile(join(dir, 'cats', 'nested', 'deep.jpg'), solidJpeg(8, 8, COLORS[0]));
+    symlinkSync('..', join(dir, 'cats', 'up')); // the issue's loop: leads back to cats/ and into dogs/
+    symlinkSync('.', join(dir, 'cats', 'self')); // a loop inside the class folder
+    symlinkSync('nested', join(dir, 'cats', 'again')); // a second way into a folder
+    symlinkSync('cats0.jpg', join(dir, 'cats', 'copy.jpg')); // a second name for a file
+    symlinkSync(join(dir, 'dogs'), join(dir, 'cats', 'dog-photos')); // out of the class folder
+    const ds = scanDataset(dir);
+    assert.equal(ds.classes, ['cats', 'dogs']);
+    const names = (label: number) => ds.items.filter((it) => it.label === label).map((it) => it.path.slice(dir.length + 1)).sort();
+    assert.equal(names(0), ['cats/cats0.jpg', 'cats/cats1.jpg', 'cats/cats2.jpg', 'cats/nested/deep.jpg']);
+    assert.equal(names(1), ['dogs/dogs0.jpg', 'dogs/dogs1.jpg', 'dogs/dogs2.jpg']);
+    const real = ds.items.map((it) => realpathSync(it.path));
+    assert.is(new Set(real).size, real.length, 'each real file once');
+    assert.equal(ds.realPaths, real);
+    assert.is(ds.warnings.length, 1, ds.warnings.join('\n'));
+    for (const part of [join(dir, 'cats', 'up'), join(dir, 'cats', 'dog-photos'), 'outside the class folder']) assert.ok(ds.warnings[0].includes(part), ds.warnings[0]);
+    // Links that stay inside the class folder are followed, once.
+    const inside = tempDir('layout-links-inside');
+    try {
+      makeClassFolders(inside.dir, 1, ['a', 'b']);
+      writeFile(join(inside.dir, 'a', 'store', 'x.jpg'), solidJpeg(8, 8, COLORS[0]));
+      symlinkSync(join(inside.dir, 'a', 'store'), join(inside.dir, 'a', 'link'));
+      const d2 = scanDataset(inside.dir);
+      assert.equal(d2.items.map((it) => it.path.slice(inside.dir.length + 1)), ['a/a0.jpg', 'a/store/x.jpg', 'b/b0.jpg']);
+      assert.equal(d2.warnings, []);
+    } finally {
+      inside.cleanup();
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('layout: one file in two classes (through a link) is an error naming both', () => {
+  for (const kaggle of [false, true]) {
+    const { dir, cleanup } = tempDir('layout-two-labels');
+    try {
+      if (kaggle) {
+        for (const name of ['cat.1.jpg', 'cat.2.jpg', 'dog.1.jpg']) writeFile(join(dir, name), solidJpeg(8, 8, [1, 2, 3]));
+        symlinkSync('cat.1.jpg', join(dir, 'dog.2.jpg'));
+      } else {
+        makeClassFolders(dir, 2, ['cats', 'dogs']);
+        symlinkSync(join(dir, 'cats', 'cats1.jpg'), join(dir, 'dogs', 'dogs9.jpg'));
+      }
+      const [a, b] = kaggle ? ['cat.1.jpg', 'dog.2.jpg'] : ['cats/cats1.jpg', 'dogs/dogs9.jpg'];
+      assert.throws(() => scanDataset(dir), (e: unknown) => e instanceof DatasetError
+        && e.message.includes(join(dir, a)) && e.message.includes(join(dir, b)) && /same file/.test(e.message));
+    } finally {
+      cleanup();
+    }
+  }
+});
+
+test('a separate val_dir sharing real files with train_dir is an error naming them', () => {
+  const { dir, cleanup } = tempDir('layout-val-overlap');
+  try {
+    makeClassFolders(join(dir, 'train'), 3, ['cats', 'dogs']);
+    makeClassFolders(join(dir, 'val'), 1, ['cats', 'dogs']);
+    const train = scanDataset(join(dir, 'train'));
+    assertSeparateDatasets(train, scanDataset(join(dir, 'val'))); // disjoint: fine
+    symlinkSync(join(dir, 'train', 'dogs', 'dogs2.jpg'), join(dir, 'val', 'dogs', 'dogs7.jpg'));
+    const check = (valDir: string, ...named: string[]) => assert.throws(() => assertSeparateDatasets(train, scanDataset(valDir)),
+      (e: unknown) => e instanceof DatasetError && named.every((n) => e.message.includes(n)) && /validation/.test(e.message) && /val_split/.test(e.message));
+    check(join(dir, 'val'), join(dir, 'val', 'dogs', 'dogs7.jpg'), join(dir, 'train', 'dogs', 'dogs2.jpg'), '1 file');
+    symlinkSync(join(dir, 'train'), join(dir, 'train-again'));
+    check(join(dir, 'train-again'), '6 files');
   } finally {
     cleanup();
   }
@@ -181,6 +257,50 @@ test('loader: a data set with no decodable image is an error', async () => {
     assert.ok(err && /no decodable images/.test(err.message), String(err));
     await loader.close();
     assert.throws(() => new ImageLoader({ items: [], classes: ['a'], imageSize: 4, mean, std, batchSize: 2 }), /empty/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('loader: after skipping, a class without a usable image is an error naming it; a strong imbalance warns', async () => {
+  const { dir, cleanup } = tempDir('loader-empty-class');
+  try {
+    const loader = (items: DataItem[], classes: string[]) =>
+      new ImageLoader({ items, classes, imageSize: 4, mean, std, batchSize: 4, workers: 0, onWarning: () => {} });
+    const all = join(dir, 'all-dogs-bad');
+    makeClassFolders(all, 6, ['cats', 'dogs', 'owls']);
+    for (let i = 0; i < 6; i++) writeFile(join(all, 'dogs', `dogs${i}.jpg`), 'not a JPEG');
+    const ds = scanDataset(all);
+    const train = loader(ds.items, ds.classes), val = loader(ds.items.filter((_, i) => i % 3 === 0), ds.classes);
+    await train.prepare();
+    await val.prepare();
+    assert.equal(train.classCounts, [6, 0, 6]);
+    const warnings: string[] = [];
+    assert.throws(() => checkClassCounts(train, val, (m) => warnings.push(m)),
+      (e: unknown) => e instanceof DatasetError && /class dogs has no usable training image/.test(e.message) && e.message.includes(join(all, 'dogs', 'dogs0.jpg')));
+
+    // Usable but lopsided: 6 cats and 1 owl (5 owl files empty); the validation set has no owl.
+    const few = join(dir, 'few-owls');
+    makeClassFolders(few, 6, ['cats', 'owls']);
+    for (let i = 1; i < 6; i++) writeFile(join(few, 'owls', `owls${i}.jpg`), new Uint8Array(0));
+    const d2 = scanDataset(few);
+    const t2 = loader(d2.items, d2.classes), v2 = loader(d2.items.filter((it) => it.label === 0), d2.classes);
+    await t2.prepare();
+    await v2.prepare();
+    assert.equal(t2.classCounts, [6, 1]);
+    checkClassCounts(t2, v2, (m) => warnings.push(m));
+    assert.is(warnings.length, 2, warnings.join('\n'));
+    assert.match(warnings[0], /imbalanced.*cats 6.*owls 1/);
+    assert.match(warnings[1], /validation set has no usable image of owls/);
+    // Balanced, every class in both: silent.
+    const ok = join(dir, 'ok');
+    makeClassFolders(ok, 2, ['cats', 'dogs']);
+    const d3 = scanDataset(ok);
+    const t3 = loader(d3.items, d3.classes);
+    await t3.prepare();
+    checkClassCounts(t3, t3, (m) => warnings.push(m));
+    assert.is(warnings.length, 2);
+    for (const l of [train, val, t2, v2, t3]) await l.close();
   } finally {
     cleanup();
   }

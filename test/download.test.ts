@@ -31,6 +31,8 @@ interface ZipInput {
   data?: Uint8Array; // absent: a directory entry
   method?: 0 | 8 | 12;
   crc?: number; // override (to corrupt)
+  size?: number; // the recorded uncompressed size, overridden (to corrupt)
+  body?: Uint8Array; // the stored bytes, overridden (to corrupt)
   flags?: number;
 }
 
@@ -41,8 +43,9 @@ function makeZip(inputs: ZipInput[], { zip64 = false } = {}): Buffer {
   for (const input of inputs) {
     const data = Buffer.from(input.data ?? new Uint8Array(0));
     const method = input.method ?? 0;
-    const body = method === 8 ? deflateRawSync(data) : data;
+    const body = input.body ? Buffer.from(input.body) : method === 8 ? deflateRawSync(data) : data;
     const crc = input.crc ?? refCrc32(data);
+    const size = input.size ?? data.length;
     const name = Buffer.from(input.name, 'utf8');
     const flags = 0x800 | (input.flags ?? 0);
     const version = zip64 ? 45 : 20;
@@ -50,27 +53,27 @@ function makeZip(inputs: ZipInput[], { zip64 = false } = {}): Buffer {
     const localExtra = zip64 ? Buffer.alloc(20) : Buffer.alloc(0);
     if (zip64) {
       localExtra.writeUInt16LE(1, 0); localExtra.writeUInt16LE(16, 2);
-      localExtra.writeBigUInt64LE(BigInt(data.length), 4); localExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      localExtra.writeBigUInt64LE(BigInt(size), 4); localExtra.writeBigUInt64LE(BigInt(body.length), 12);
     }
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(version, 4); local.writeUInt16LE(flags, 6);
     local.writeUInt16LE(method, 8); local.writeUInt16LE(0, 10); local.writeUInt16LE(0x21, 12);
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(zip64 ? 0xffffffff : body.length, 18); local.writeUInt32LE(zip64 ? 0xffffffff : data.length, 22);
+    local.writeUInt32LE(zip64 ? 0xffffffff : body.length, 18); local.writeUInt32LE(zip64 ? 0xffffffff : size, 22);
     local.writeUInt16LE(name.length, 26); local.writeUInt16LE(localExtra.length, 28);
     locals.push(local, name, localExtra, body);
 
     const centralExtra = zip64 ? Buffer.alloc(28) : Buffer.alloc(0);
     if (zip64) {
       centralExtra.writeUInt16LE(1, 0); centralExtra.writeUInt16LE(24, 2);
-      centralExtra.writeBigUInt64LE(BigInt(data.length), 4); centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      centralExtra.writeBigUInt64LE(BigInt(size), 4); centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
       centralExtra.writeBigUInt64LE(BigInt(offset), 20);
     }
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0); central.writeUInt16LE(0x0300 | version, 4); central.writeUInt16LE(version, 6);
     central.writeUInt16LE(flags, 8); central.writeUInt16LE(method, 10); central.writeUInt16LE(0, 12); central.writeUInt16LE(0x21, 14);
     central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(zip64 ? 0xffffffff : body.length, 20); central.writeUInt32LE(zip64 ? 0xffffffff : data.length, 24);
+    central.writeUInt32LE(zip64 ? 0xffffffff : body.length, 20); central.writeUInt32LE(zip64 ? 0xffffffff : size, 24);
     central.writeUInt16LE(name.length, 28); central.writeUInt16LE(centralExtra.length, 30);
     central.writeUInt32LE((input.data ? 0o100644 << 16 : (0o040755 << 16) | 0x10) >>> 0, 38);
     central.writeUInt32LE(zip64 ? 0xffffffff : offset, 42);
@@ -225,8 +228,8 @@ test('crc32 matches the standard check value and the test writer', () => {
   assert.is(crc32(FILLER.subarray(1000), crc32(FILLER.subarray(0, 1000))), refCrc32(FILLER));
 });
 
-for (const variant of [{ zip64: false, bufferLimit: undefined }, { zip64: true, bufferLimit: undefined }, { zip64: false, bufferLimit: 0 }]) {
-  test(`extractZip: stored + deflate, directories skipped (zip64 ${variant.zip64}, ${variant.bufferLimit === 0 ? 'streamed' : 'buffered'})`, async () => {
+for (const variant of [{ zip64: false, chunkSize: undefined }, { zip64: true, chunkSize: undefined }, { zip64: false, chunkSize: 7 }]) {
+  test(`extractZip: stored + deflate, directories skipped (zip64 ${variant.zip64}, ${variant.chunkSize ? `${variant.chunkSize}-byte chunks` : 'default chunks'})`, async () => {
     const dir = tempDir();
     try {
       const zipPath = join(dir, 'a.zip');
@@ -235,7 +238,7 @@ for (const variant of [{ zip64: false, bufferLimit: undefined }, { zip64: true, 
       assert.is(entries.length, 7);
       assert.is(entries.filter((e) => e.isDirectory).length, 2);
       const out = join(dir, 'out');
-      const res = await extractZip(zipPath, out, { bufferLimit: variant.bufferLimit });
+      const res = await extractZip(zipPath, out, { chunkSize: variant.chunkSize });
       assert.is(res.files, 5);
       assert.is(res.bytes, CAT.length + DOG.length + FILLER.length + README.length);
       assert.equal(readFileSync(join(out, 'PetImages/Cat/0.jpg')), Buffer.from(CAT));
@@ -249,20 +252,40 @@ for (const variant of [{ zip64: false, bufferLimit: undefined }, { zip64: true, 
   });
 }
 
-for (const bufferLimit of [undefined, 0]) {
-  test(`extractZip rejects a CRC mismatch (${bufferLimit === 0 ? 'streamed' : 'buffered'}, stored and deflate)`, async () => {
+for (const chunkSize of [undefined, 7]) {
+  test(`extractZip rejects a CRC mismatch (${chunkSize ? `${chunkSize}-byte chunks` : 'default chunks'}, stored and deflate)`, async () => {
     const dir = tempDir();
     try {
       for (const method of [0, 8] as const) {
         const zipPath = join(dir, `crc${method}.zip`);
         writeFileSync(zipPath, makeZip([{ name: 'PetImages/Cat/0.jpg', data: CAT, method, crc: (refCrc32(CAT) ^ 1) >>> 0 }]));
-        await rejects(extractZip(zipPath, join(dir, 'out'), { bufferLimit }), /CRC32 mismatch.*PetImages\/Cat\/0\.jpg|PetImages\/Cat\/0\.jpg.*CRC32 mismatch/, ZipError);
+        await rejects(extractZip(zipPath, join(dir, 'out'), { chunkSize }), /CRC32 mismatch.*PetImages\/Cat\/0\.jpg|PetImages\/Cat\/0\.jpg.*CRC32 mismatch/, ZipError);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 }
+
+test('extractZip rejects data longer or shorter than recorded, and a broken deflate stream', async () => {
+  const dir = tempDir();
+  try {
+    const zipPath = join(dir, 'x.zip');
+    const cases: [ZipInput, RegExp][] = [
+      // A "zip bomb" in miniature: 200 kB of data recorded as 1 kB stops at 1 kB, in either method.
+      [{ name: 'big.bin', data: FILLER, method: 8, size: 1000 }, /size mismatch: more than 1000 bytes/],
+      [{ name: 'big.bin', data: FILLER, method: 0, size: 1000 }, /stored entry with different compressed and uncompressed sizes/],
+      [{ name: 'short.bin', data: README, method: 8, size: README.length + 5 }, /size mismatch: got 640 bytes, the directory says 645/],
+      [{ name: 'cut.bin', data: FILLER, method: 8, body: deflateRawSync(FILLER).subarray(0, 50_000) }, /cannot inflate/],
+    ];
+    for (const [input, pattern] of cases) {
+      writeFileSync(zipPath, makeZip([input]));
+      for (const chunkSize of [undefined, 4096]) await rejects(extractZip(zipPath, join(dir, 'o'), { chunkSize }), pattern, ZipError);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('extractZip rejects path traversal and absolute names before writing anything', async () => {
   const dir = tempDir();

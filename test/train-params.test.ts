@@ -46,19 +46,29 @@ function expectProblem(argv: string[], file: string | undefined, field: string, 
   assert.match(hit!.message, pattern);
 }
 
-test('defaults: the built-in synthetic demo, a valid ViT config', () => {
-  const p = load([]);
-  assert.equal(p.train_dir, join(root, 'data/catsvdogs-synthetic'));
-  assert.ok(p.synthetic && p.synthetic.per_class > 0 && p.synthetic.size >= 16);
+test('defaults: sized for the built-in demo, a valid ViT config; the data must be named', () => {
+  const p = load(['--train-dir', 'train']);
+  assert.is(p.synthetic, null);
   assert.equal(p.val_split, 0.2);
   assert.is(p.val_dir, null);
   assert.is(p.model_preset, 'vit-nano-32');
   assert.is(p.image_size, p.model.image_size);
   assert.is(p.schedule, 'cosine');
   assert.equal(p.mean.length, 3);
-  assert.ok(Object.values(p.sources).every((s) => s === 'default'));
+  assert.equal(Object.entries(p.sources).filter(([, s]) => s !== 'default'), [['train_dir', COMMAND_LINE]]);
   assert.is(p.file, null);
   new ViTConfig(p.model); // the trainer's model accepts it
+  // No train_dir, no synthetic block, no download: an error, not 1,200 generated images in ./data.
+  expectProblem([], undefined, 'train_dir', /^default: train_dir: not set \(expected .*folder of training images.*"synthetic".*download/);
+  writeFileSync(join(root, 'no-data.json'), JSON.stringify({ epochs: 3, lr: 0.001 }));
+  expectProblem([], join(root, 'no-data.json'), 'train_dir', /train_dir: not set/);
+  // The built-in set only when asked for: by the shipped demo file, or --synthetic (into ./data/ then).
+  const demo = loadParams({ file: DEFAULT_PARAMS, argv: [], cwd: root });
+  assert.ok(demo.synthetic && demo.synthetic.per_class > 0 && demo.synthetic.size >= 16);
+  assert.equal(demo.train_dir, join(DEFAULT_PARAMS, '..', '..', '.cache', 'synthetic-catsvdogs'));
+  const asked = load(['--synthetic']);
+  assert.equal(asked.train_dir, join(root, 'data/catsvdogs-synthetic'));
+  assert.ok(asked.synthetic && asked.synthetic.per_class > 0);
 });
 
 test('presets: one table of HF config fields, each a valid ViTConfig', () => {
@@ -145,7 +155,7 @@ test('synthetic, augment and nullable switches', () => {
   assert.is(s.train_dir, join(root, 'new-set')); // missing is fine: it will be generated
   assert.ok(load(['--synthetic'], file).synthetic);
   assert.is(load(['--no-synthetic', '--train-dir', 'train'], undefined).synthetic, null);
-  expectProblem(['--no-synthetic'], undefined, 'train_dir', /^default: train_dir: folder .* does not exist/);
+  expectProblem(['--no-synthetic'], undefined, 'train_dir', /^default: train_dir: not set/);
   assert.equal(load(['--synthetic', '{"per_class":5,"size":32}'], file).synthetic, { per_class: 5, size: 32 });
   const off = load(['--no-augment'], file).augment;
   assert.equal([off.random_resized_crop, off.flip, off.color_jitter], [false, false, 0]);

@@ -49,10 +49,37 @@ export function decodeImage(bytes: Uint8Array, path = '<buffer>', limits: Decode
   } catch (e) {
     if (e instanceof DecodeError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    throw new DecodeError(path, `${format}: ${msg}`);
+    throw new DecodeError(path, `${format}: ${describeFailure(format, bytes, msg)}`);
   }
   if (!(img.width > 0 && img.height > 0)) throw new DecodeError(path, `${format}: zero-sized image`);
   return img;
+}
+
+/**
+ * Why a decode failed, in words: the libraries' messages ("marker was not found", pngjs' "There are
+ * some read requests waitng on finished stream") hide that the usual cause is a file cut short.
+ */
+function describeFailure(format: ImageFormat, bytes: Uint8Array, msg: string): string {
+  const cut = (end: string) => `truncated: the file ends before its ${end} (an incomplete download or copy?)`;
+  if (format === 'jpeg') return jpegHasEnd(bytes) ? `corrupt: ${msg}` : `${cut('end-of-image marker')}; ${msg}`;
+  if (!pngHasEnd(bytes)) return cut('IEND chunk');
+  return /read requests/.test(msg) ? 'corrupt: a chunk runs past the end of the data' : `corrupt: ${msg}`;
+}
+
+/** Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA), as in every complete JPEG. */
+function jpegHasEnd(b: Uint8Array): boolean {
+  let i = b.length - 2;
+  while (i >= 2 && !(b[i] === 0xff && b[i + 1] === 0xda)) i--;
+  if (i < 2) return false;
+  for (i += 2; i + 1 < b.length; i++) if (b[i] === 0xff && b[i + 1] === 0xd9) return true;
+  return false;
+}
+
+/** Whether the file has a whole IEND chunk (length 0, "IEND", its fixed CRC) after its header. */
+function pngHasEnd(b: Uint8Array): boolean {
+  const iend = [0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82];
+  for (let i = b.length - iend.length; i >= 8; i--) if (iend.every((v, k) => b[i + k] === v)) return true;
+  return false;
 }
 
 /** Read and decode a file; a read failure is a DecodeError too. */

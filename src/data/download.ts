@@ -1,4 +1,5 @@
-// Downloading and extracting Microsoft's "Kaggle Cats and Dogs Dataset" (PetImages), Node built-ins only.
+// Downloading and extracting Microsoft's "Kaggle Cats and Dogs Dataset" (PetImages): Node built-ins, and fflate
+// for inflating the archive (unzip.ts).
 //
 //   const { dataDir } = await downloadPetImages('data');   // -> data/PetImages/{Cat,Dog}/*.jpg
 //

@@ -18,7 +18,7 @@
 // them; `skipped` keeps them for the trainer's summary.
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { DataItem } from './layouts.ts';
+import { DatasetError, type DataItem } from './layouts.ts';
 import { resolveAugment, sampleToTensor, type AugmentOptions, type ResolvedAugment } from './augment.ts';
 import { ImageCache, commonDir, type CacheContents } from './cache.ts';
 import { WorkerPool } from './pool.ts';
@@ -152,6 +152,15 @@ export class ImageLoader {
   /** Files skipped because they could not be read or decoded. */
   get skipped(): SkippedFile[] {
     return [...this.failed].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: this.items[i].path, reason }));
+  }
+
+  /** Usable images per class (exact once a full pass or prepare() has run). */
+  get classCounts(): number[] {
+    const counts = new Array<number>(this.classes.length).fill(0);
+    this.items.forEach((it, i) => {
+      if (!this.failed.has(i)) counts[it.label]++;
+    });
+    return counts;
   }
 
   /** Images decoded or cached so far. */
@@ -345,5 +354,37 @@ export class ImageLoader {
     } catch (e) {
       this.warn(`data loader: could not write the image cache in ${this.cache.dir}: ${(e as Error).message}`);
     }
+  }
+}
+
+/** Warn when the largest training class has at least this many times the images of the smallest. */
+const IMBALANCE_RATIO = 5;
+
+/**
+ * After prepare(): every class needs a usable training image (skipped files do not count), else a
+ * DatasetError naming the class and one of its files; a strong imbalance, and a class that the
+ * validation set lacks, are warnings (val_acc is then easy to misread).
+ */
+export function checkClassCounts(train: ImageLoader, val: ImageLoader | null, warn: (message: string) => void): void {
+  const counts = train.classCounts;
+  const empty = train.classes.filter((_, c) => counts[c] === 0);
+  if (empty.length > 0) {
+    const skipped = new Map(train.skipped.map((s) => [s.path, s.reason]));
+    const example = (c: string) => {
+      const it = train.items.find((x) => train.classes[x.label] === c)!;
+      return `${it.path}: ${skipped.get(it.path)}`;
+    };
+    throw new DatasetError(commonDir(train.items.map((it) => it.path)), empty.map((c) =>
+      `class ${c} has no usable training image (all ${train.items.filter((x) => train.classes[x.label] === c).length} of its files were skipped, e.g. ${example(c)})`,
+    ).join('; ') + '; a classifier needs images of every class: fix or replace those files, or remove the class folder');
+  }
+  const per = train.classes.map((c, i) => `${c} ${counts[i]}`).join(', ');
+  if (Math.max(...counts) >= IMBALANCE_RATIO * Math.min(...counts)) {
+    warn(`The training classes are strongly imbalanced (${per}): a model can score well by favouring the large class, so compare val_acc with the largest class's share, or balance the data`);
+  }
+  if (val) {
+    const v = val.classCounts;
+    const missing = val.classes.filter((_, c) => v[c] === 0);
+    if (missing.length > 0) warn(`The validation set has no usable image of ${missing.join(', ')}, so val_acc does not measure ${missing.length === 1 ? 'that class' : 'those classes'}`);
   }
 }

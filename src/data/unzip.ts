@@ -1,17 +1,16 @@
-// A small ZIP reader for extracting downloaded archives (Node built-ins only).
+// Extracting downloaded ZIP archives.
 //
-// Reads the end-of-central-directory record (and its zip64 variant), the central directory and each
-// entry's local header; supports methods 0 (stored) and 8 (deflate, through zlib's raw inflate);
-// checks every entry's CRC32 and size. Entry names are validated before anything is written:
-// absolute paths, drive letters and `..` segments are rejected, so an archive cannot write outside
-// the destination. Directory entries are skipped (folders are made for the files in them).
-// Small entries are read and inflated in memory; large ones are streamed.
-import { open, mkdir, writeFile, type FileHandle } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { inflateRawSync, createInflateRaw } from 'node:zlib';
+// The central directory (and its zip64 records) is read here, and each entry's data is inflated by
+// fflate's streaming Inflate, a chunk at a time: fflate's own ZIP readers either need the whole
+// archive in memory (unzipSync; PetImages is ~800 MB) or scan local headers (Unzip), which can
+// neither check names before anything is written nor give the CRCs to check. Supports methods 0
+// (stored) and 8 (deflate); checks every entry's CRC32 and size (an entry inflating past its
+// recorded size stops at once). Entry names are validated before anything is written: absolute
+// paths, drive letters and `..` segments are rejected, so an archive cannot write outside the
+// destination. Directory entries are skipped (folders are made for the files in them).
+import { open, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { Inflate } from 'fflate';
 
 export class ZipError extends Error {
   constructor(readonly zipPath: string, message: string, readonly entry?: string) {
@@ -33,8 +32,11 @@ export interface ZipEntry {
 }
 
 export interface ExtractOptions {
-  /** Entries whose compressed and uncompressed sizes are both at most this are inflated in memory; larger ones are streamed. Default 32 MiB. */
-  bufferLimit?: number;
+  /**
+   * Compressed bytes read and inflated at a time (default 64 KiB): bounds the memory one step takes,
+   * as deflate expands at most ~1032x.
+   */
+  chunkSize?: number;
   /** Called after each file is written (for progress). */
   onFile?: (entry: ZipEntry, done: number, total: number) => void;
 }
@@ -55,7 +57,8 @@ const FLAG_ENCRYPTED = 0x1;
 const FLAG_UTF8 = 0x800;
 
 // ---------------------------------------------------------------------------------------------
-// CRC32 (IEEE, reflected, the one ZIP uses). Node 20's zlib has no crc32, so a table version.
+// CRC32 (IEEE, reflected, the one ZIP uses). zlib.crc32 needs Node 20.15 and fflate does not export
+// its own, so a table version.
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -234,52 +237,43 @@ function checkEntry(zipPath: string, entry: ZipEntry, crc: number, size: number)
 
 const hex = (v: number) => `0x${v.toString(16).padStart(8, '0')}`;
 
-async function extractBuffered(fh: FileHandle, zipPath: string, entry: ZipEntry, start: number, outPath: string): Promise<void> {
-  const raw = await readAt(fh, start, entry.compressedSize);
-  let data: Buffer;
-  if (entry.method === 0) {
-    data = raw;
-  } else {
-    try {
-      // One byte of slack, so a too-long stream shows up as a size mismatch rather than being cut.
-      data = inflateRawSync(raw, { maxOutputLength: entry.uncompressedSize + 1 });
-    } catch (err) {
-      const e = err as Error;
-      if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new ZipError(zipPath, `size mismatch: inflates to more than ${entry.uncompressedSize} bytes`, entry.name);
-      }
-      throw new ZipError(zipPath, `cannot inflate: ${e.message}`, entry.name);
-    }
-  }
-  checkEntry(zipPath, entry, crc32(data), data.length);
-  await writeFile(outPath, data);
+async function writeAll(out: FileHandle, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length; ) done += (await out.write(data, done)).bytesWritten;
 }
 
-async function extractStreaming(zipPath: string, entry: ZipEntry, start: number, outPath: string): Promise<void> {
+/** Reads the entry's data a chunk at a time, inflates it (method 8) and writes it, checking size and CRC. */
+async function extractEntry(fh: FileHandle, zipPath: string, entry: ZipEntry, start: number, outPath: string, chunkSize: number): Promise<void> {
   let crc = 0, size = 0;
-  const check = new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      size += chunk.length;
-      if (size > entry.uncompressedSize) {
-        done(new ZipError(zipPath, `size mismatch: more than ${entry.uncompressedSize} bytes`, entry.name));
-        return;
-      }
-      crc = crc32(chunk, crc);
-      done(null, chunk);
-    },
-  });
-  // createReadStream cannot read an empty range (end < start), so an empty entry gets an empty source.
-  const source = entry.compressedSize === 0 ? Readable.from([]) : createReadStream(zipPath, { start, end: start + entry.compressedSize - 1 });
-  const out = createWriteStream(outPath);
+  const ready: Uint8Array[] = [];
+  const take = (data: Uint8Array) => {
+    size += data.length;
+    if (size > entry.uncompressedSize) throw new ZipError(zipPath, `size mismatch: more than ${entry.uncompressedSize} bytes`, entry.name);
+    crc = crc32(data, crc);
+    ready.push(data);
+  };
+  const inflater = entry.method === 8 ? new Inflate((data) => take(data)) : null;
+  const out = await open(outPath, 'w');
   try {
-    if (entry.method === 0) {
-      await pipeline(source, check, out);
-    } else {
-      await pipeline(source, createInflateRaw(), check, out);
+    for (let pos = 0; pos < entry.compressedSize; ) {
+      const n = Math.min(chunkSize, entry.compressedSize - pos);
+      const chunk = await readAt(fh, start + pos, n);
+      if (chunk.length < n) throw new ZipError(zipPath, 'entry data runs past the end of the file (truncated?)', entry.name);
+      pos += n;
+      if (!inflater) {
+        take(chunk);
+      } else {
+        try {
+          inflater.push(chunk, pos === entry.compressedSize);
+        } catch (err) {
+          if (err instanceof ZipError) throw err;
+          throw new ZipError(zipPath, `cannot inflate: ${(err as Error).message} (corrupt archive)`, entry.name);
+        }
+      }
+      for (const data of ready) await writeAll(out, data);
+      ready.length = 0;
     }
-  } catch (err) {
-    if (err instanceof ZipError) throw err;
-    throw new ZipError(zipPath, `cannot extract: ${(err as Error).message}`, entry.name);
+  } finally {
+    await out.close();
   }
   checkEntry(zipPath, entry, crc, size);
 }
@@ -291,7 +285,8 @@ async function extractStreaming(zipPath: string, entry: ZipEntry, start: number,
  * or size mismatch. Files already in `destDir` are overwritten.
  */
 export async function extractZip(zipPath: string, destDir: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
-  const bufferLimit = opts.bufferLimit ?? 32 * 1024 * 1024;
+  const chunkSize = opts.chunkSize ?? 64 * 1024;
+  if (!(Number.isInteger(chunkSize) && chunkSize > 0)) throw new RangeError(`chunkSize must be a positive integer, got ${chunkSize}`);
   const root = resolve(destDir);
   const fh = await open(zipPath, 'r');
   try {
@@ -327,11 +322,7 @@ export async function extractZip(zipPath: string, destDir: string, opts: Extract
         madeDirs.add(parent);
       }
       const start = await dataStart(fh, entry, fileSize, zipPath);
-      if (entry.compressedSize <= bufferLimit && entry.uncompressedSize <= bufferLimit) {
-        await extractBuffered(fh, zipPath, entry, start, outPath);
-      } else {
-        await extractStreaming(zipPath, entry, start, outPath);
-      }
+      await extractEntry(fh, zipPath, entry, start, outPath, chunkSize);
       bytes += entry.uncompressedSize;
       opts.onFile?.(entry, i + 1, plan.length);
     }

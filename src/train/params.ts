@@ -340,7 +340,7 @@ export function meanCropSide(a: AugmentParams): number {
   return (2 / 3) * (hi ** 1.5 - lo ** 1.5) / (hi - lo);
 }
 
-/** Scalar defaults, sized for the built-in demo (paths relative to the working directory). */
+/** Scalar defaults, sized for the built-in demo (paths relative to the working directory; train_dir only with synthetic). */
 function scalarDefaults(): Record<string, unknown> {
   return {
     train_dir: SYNTHETIC_TRAIN_DIR, val_dir: null, val_split: 0.2, image_size: null,
@@ -360,7 +360,8 @@ export function paramsHelp(): string {
   for (const [name, spec] of Object.entries(FIELDS)) {
     const dflt = name === 'model' ? show(DEFAULT_MODEL) : name === 'augment' ? show(DEFAULT_AUGMENT)
       : name === 'image_size' ? 'the model\'s'
-      : name === 'synthetic' ? `${show(DEFAULT_SYNTHETIC)} when train_dir and download are not set, else null` : show(defaults[name]);
+      : name === 'train_dir' ? `none; with synthetic ${show(SYNTHETIC_TRAIN_DIR)}, with download ${show(DOWNLOAD_TRAIN_DIR)}`
+      : name === 'synthetic' ? `null; true means ${show(DEFAULT_SYNTHETIC)}` : show(defaults[name]);
     lines.push(`  ${name.padEnd(16)}${spec.doc} (default ${dflt})`);
   }
   lines.push('Augmentation flags: --random-resized-crop, --crop-scale MIN,MAX, --flip / --no-flip, --color-jitter X');
@@ -695,15 +696,19 @@ class Draft {
     const sourceOf = (field: string) => this.sources[field] ?? DEFAULT;
     const problem = (field: string, message: string) => this.report(field, sourceOf(field), message, this.setBy[field]?.spelled);
 
-    // Where the data comes from: the built-in set unless a folder or the download is asked for. A
-    // --download flag over a params file that generates the built-in set (the shipped demo) replaces
-    // that file's data source: no synthetic set, and the default download folder unless a flag names one.
+    // Where the data comes from: train_dir, the built-in set (`synthetic`) or the download, as the
+    // params say; nothing is generated unasked. A --download flag over a params file that generates
+    // the built-in set (the shipped demo) replaces that file's data source: no synthetic set, and the
+    // default download folder unless a flag names one.
     const fromFile = (field: string) => explicit(field) && this.sources[field] !== COMMAND_LINE;
     if (v.download === true && this.sources.download === COMMAND_LINE && this.synthetic && fromFile('synthetic')) {
       this.synthetic = null;
       if (fromFile('train_dir')) delete this.sources.train_dir;
     }
-    if (!explicit('synthetic') && !explicit('train_dir') && v.download !== true) this.synthetic = { ...DEFAULT_SYNTHETIC };
+    if (!explicit('train_dir') && !this.synthetic && v.download !== true) {
+      problem('train_dir', 'not set (expected a folder of training images; or a "synthetic" block, --synthetic, to generate the built-in set; or --download)');
+      v.train_dir = null;
+    }
     if (!explicit('train_dir') && v.download === true) v.train_dir = DOWNLOAD_TRAIN_DIR;
     for (const key of ['train_dir', 'out_dir', 'cache_dir'] as const) {
       if (!explicit(key) && typeof v[key] === 'string') v[key] = resolve(this.cwd, v[key] as string);

@@ -16,8 +16,8 @@ import { ViTForImageClassification } from '../vit/modeling.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { writeFileAtomic } from '../io/files-node.ts';
 import { scanDataset, type DataItem, type Dataset } from '../data/layouts.ts';
-import { stratifiedSplit } from '../data/split.ts';
-import { ImageLoader, type Batch } from '../data/loader.ts';
+import { assertSeparateDatasets, stratifiedSplit } from '../data/split.ts';
+import { ImageLoader, checkClassCounts, type Batch } from '../data/loader.ts';
 import type { AugmentOptions } from '../data/augment.ts';
 import { generateSyntheticCatsDogs } from '../data/synthetic.ts';
 import type { TrainParams } from './params.ts';
@@ -170,12 +170,15 @@ interface Data {
   counts: string;
 }
 
-function loadData(p: TrainParams, log: (s: string) => void): Data {
+function loadData(p: TrainParams, log: (s: string) => void, warn: (s: string) => void): Data {
   const train: Dataset = scanDataset(p.train_dir);
+  train.warnings.forEach((w) => warn(w));
   let val: DataItem[];
   let trainItems = train.items;
   if (p.val_dir) {
     const v = scanDataset(p.val_dir);
+    v.warnings.forEach((w) => warn(w));
+    assertSeparateDatasets(train, v);
     const index = new Map(train.classes.map((c, i) => [classKey(c), i]));
     const map = v.classes.map((c) => index.get(classKey(c)));
     const missing = v.classes.filter((_, i) => map[i] === undefined);
@@ -293,7 +296,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const dt = (performance.now() - t0) / 1000;
     if (dt > 0.5) log(`Generated the built-in cats-vs-dogs set: ${n} images of ${p.synthetic.size}px in ${res.dir} (${dt.toFixed(1)} s)`);
   }
-  const data = loadData(p, log);
+  const data = loadData(p, log, warn);
 
   if (resumeState) {
     const saved = resumeState.classes.map(classKey).join(','), now = data.classes.map(classKey).join(',');
@@ -353,6 +356,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await prepareLoader(trainLoader, 'Decoding training images', progress);
     await prepareLoader(valLoader, 'Decoding validation images', progress);
     const skipped = trainLoader.skipped.length + valLoader.skipped.length;
+    checkClassCounts(trainLoader, valLoader, warn);
 
     // 3. Only now is out_dir written to.
     if (opts.overwrite) for (const e of present) rmSync(join(outDir, e), { recursive: true, force: true });
