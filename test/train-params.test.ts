@@ -4,9 +4,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  loadParams, meanCropSide, modelPreset, MODEL_PRESET_NAMES, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
+  loadParams, meanCropSide, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
 } from '../src/train/params.ts';
 import { ViTConfig } from '../src/vit/config.ts';
+import { modelPreset, MODEL_PRESET_NAMES } from '../src/vit/presets.ts';
 import { DEFAULT_PARAMS } from '../examples/catsvdogs.ts';
 
 // A scratch folder with a training folder and a helper to write params files into it.
