@@ -225,8 +225,14 @@ test('wrong types and out-of-range values: field, source and what was expected',
     [{ schedule: 'linear' }, 'schedule', /expected one of "cosine", "constant", got "linear"/],
     [{ augment: { flip: 'yes' } }, 'augment.flip', /expected true or false, got "yes"/],
     [{ augment: { crop_scale: [0.9, 0.5] } }, 'augment.crop_scale', /0 < min <= max <= 1/],
-    [{ model: { hidden_size: 100, num_attention_heads: 3 } }, 'model', /hidden_size 100 is not a multiple of model.num_attention_heads 3/],
-    [{ model: { patch_size: 5 } }, 'model', /image size 32 is not a multiple of model.patch_size 5/],
+    [{ model: { hidden_size: 100, num_attention_heads: 3 } }, 'model.hidden_size', /params\.json: model\.hidden_size: The hidden size \(100\) is not a multiple of the number of attention heads \(3\)/],
+    [{ model: { patch_size: 5 } }, 'model.patch_size', /params\.json: model\.patch_size: The image size \(32\) is not a multiple of the patch size \(5\)/],
+    [{ model: { hidden_size: 0 } }, 'model.hidden_size', /params\.json: model\.hidden_size: expected a positive integer, got 0$/],
+    [{ model: { hidden_act: 'relu' } }, 'model.hidden_act', /params\.json: model\.hidden_act: hidden_act "relu" is not supported/],
+    [{ model: { hidden_dropout_prob: 1 } }, 'model.hidden_dropout_prob', /expected a probability in \[0, 1\), got 1$/],
+    [{ model: { image_size: [32, 48] } }, 'model.image_size', /expected a square size \(the loader makes square images\), got \[32,48\]/],
+    [{ model: { num_channels: 1 } }, 'model.num_channels', /expected 3 \(the loader makes RGB images\), got 1/],
+    [{ model: { id2label: ['cat'] } }, 'model.id2label', /expected an object \{"0": "name", \.\.\.\}/],
     [{ model: 42 }, 'model', /expected a preset name \(vit-nano-32, .*\) or an object of ViTConfig fields, got 42/],
     [{ synthetic: { per_class: 0 } }, 'synthetic.per_class', /expected an integer >= 1/],
     [{ download: 'true' }, 'download', /expected true or false, got "true"/],
@@ -237,7 +243,12 @@ test('wrong types and out-of-range values: field, source and what was expected',
   expectProblem(['--mean', '0.5,0.5'], undefined, 'mean', /expected 3 numbers/);
   expectProblem(['--lr'], undefined, 'lr', /--lr expects a value/);
   expectProblem(['--no-lr'], undefined, 'lr', /cannot be turned off/);
-  expectProblem(['--image-size', '30'], undefined, 'image_size', /command line: image_size \(--image-size\): image size 30 is not a multiple of model.patch_size 4/);
+  expectProblem(['--image-size', '30'], undefined, 'image_size', /command line: image_size \(--image-size\): The image size \(30\) is not a multiple of the patch size \(4\)/);
+  expectProblem(['--model.hidden_size', 'wide'], undefined, 'model.hidden_size', /command line: model\.hidden_size \(--model\.hidden_size\): expected a positive integer, got "wide" \(a string\)/);
+  // each model field's problem names where that field was set
+  const file = paramsFile({ model: { preset: 'vit-micro-32', hidden_size: 0 } });
+  const err = problemsOf(['--model.num_hidden_layers', '0'], file);
+  assert.equal(err.problems.map((p) => [p.field, p.source]), [['model.hidden_size', file], ['model.num_hidden_layers', COMMAND_LINE]]);
 });
 
 test('folders: missing or not folders, unless the built-in set will be made there', () => {

@@ -12,6 +12,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describePresets, isModelPreset, modelPreset, MODEL_PRESET_NAMES, type ModelConfig } from '../vit/presets.ts';
+import { ViTConfig, ViTConfigError, VIT_CONFIG_FIELDS, type ConfigProblem } from '../vit/config.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The parameters
@@ -166,13 +167,6 @@ function triple(r: Range): (v: unknown) => [number, number, number] {
   };
 }
 
-/** An int, or a square [n, n] pair as HF accepts for image_size / patch_size. */
-function squareSize(v: unknown): number {
-  if (inRange(v, { int: true, min: 1 })) return v;
-  if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && inRange(v[0], { int: true, min: 1 })) return v[0];
-  throw new Expected('a positive integer (or a square [n, n] pair: the loader makes square images)');
-}
-
 const FIELDS: Record<string, Spec> = {
   train_dir: { kind: 'path', check: text, doc: 'training images: one folder per class, Kaggle flat (cat.1.jpg) or PetImages/{Cat,Dog}' },
   val_dir: { kind: 'path', nullable: true, check: text, doc: 'validation images (same layouts); when set, val_split is not used' },
@@ -227,31 +221,12 @@ const SYNTHETIC_FIELDS: Record<string, Spec> = {
   size: { kind: 'number', check: num({ int: true, min: 16, max: 1024 }), doc: 'image side in pixels' },
 };
 
-const prob = num({ min: 0, lt: 1 });
-const MODEL_FIELDS: Record<string, Spec> = {
-  image_size: { kind: 'json', check: squareSize, doc: '' },
-  patch_size: { kind: 'json', check: squareSize, doc: '' },
-  num_channels: {
-    kind: 'number', doc: '',
-    check: (v) => { if (v !== 3) throw new Expected('3 (the loader makes RGB images)'); return v; },
-  },
-  hidden_size: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  num_hidden_layers: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  num_attention_heads: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  intermediate_size: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  hidden_act: { kind: 'string', check: oneOf('gelu'), doc: '' },
-  hidden_dropout_prob: { kind: 'number', check: prob, doc: '' },
-  attention_probs_dropout_prob: { kind: 'number', check: prob, doc: '' },
-  initializer_range: { kind: 'number', check: num({ min: 0 }), doc: '' },
-  layer_norm_eps: { kind: 'number', check: num({ gt: 0 }), doc: '' },
-  qkv_bias: { kind: 'bool', check: bool, doc: '' },
-  encoder_stride: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-};
+/** How a --model.FIELD value is read; the rest are JSON (numbers, [h, w], objects). ViTConfig checks them. */
+const MODEL_FLAG_KINDS: Record<string, Kind> = { qkv_bias: 'bool', hidden_act: 'string', pooler_act: 'string', problem_type: 'string' };
 
-/** config.json keys kept as they are (HF PretrainedConfig bookkeeping); keys starting with "_" too. */
+/** config.json keys ViTConfig keeps as they are (HF PretrainedConfig bookkeeping); keys starting with "_" too. */
 const MODEL_PASSTHROUGH = new Set([
-  'architectures', 'model_type', 'transformers_version', 'torch_dtype', 'dtype', 'id2label', 'label2id',
-  'num_labels', 'problem_type', 'pooler_output_size', 'pooler_act', 'return_dict', 'output_hidden_states',
+  'transformers_version', 'torch_dtype', 'dtype', 'return_dict', 'output_hidden_states',
   'output_attentions', 'torchscript', 'use_bfloat16', 'tie_word_embeddings', 'is_encoder_decoder', 'is_decoder',
   'add_cross_attention', 'chunk_size_feed_forward', 'pruned_heads', 'finetuning_task', 'tokenizer_class',
   'prefix', 'bos_token_id', 'pad_token_id', 'eos_token_id', 'sep_token_id', 'decoder_start_token_id',
@@ -395,7 +370,7 @@ function knownFlags(): string[] {
     ...Object.keys(FIELDS), ...Object.keys(AUGMENT_FIELDS), 'params',
     ...Object.keys(AUGMENT_FIELDS).map((k) => `augment.${k}`),
     ...Object.keys(SYNTHETIC_FIELDS).map((k) => `synthetic.${k}`),
-    ...Object.keys(MODEL_FIELDS).map((k) => `model.${k}`), 'model.preset',
+    ...[...VIT_CONFIG_FIELDS].map((k) => `model.${k}`), 'model.preset',
   ];
 }
 
@@ -409,7 +384,7 @@ function flagTarget(key: string): { path: string[]; kind: Kind; nullable: boolea
   if (head === 'augment' && sub in AUGMENT_FIELDS) return { path: [head, sub], kind: AUGMENT_FIELDS[sub].kind, nullable: false };
   if (head === 'synthetic' && sub in SYNTHETIC_FIELDS) return { path: [head, sub], kind: SYNTHETIC_FIELDS[sub].kind, nullable: false };
   // Any model key: unknown ones are reported (with a suggestion) when applied.
-  if (head === 'model' && sub !== '') return { path: [head, sub], kind: MODEL_FIELDS[sub]?.kind ?? 'json', nullable: false };
+  if (head === 'model' && sub !== '') return { path: [head, sub], kind: MODEL_FLAG_KINDS[sub] ?? 'json', nullable: false };
   return null;
 }
 
@@ -502,7 +477,7 @@ function fromArg(raw: string, kind: Kind): unknown {
     case 'json':
     case 'toggle':
       if (s.toLowerCase() in BOOL_WORDS && kind === 'toggle') return BOOL_WORDS[s.toLowerCase()];
-      return tryJSON(s);
+      return NUMBER_RE.test(s) ? Number(s) : tryJSON(s);
     default:
       return raw;
   }
@@ -522,6 +497,9 @@ class Draft {
   private readonly sources: Record<string, string> = {};
   private model: ModelConfig = modelPreset(DEFAULT_MODEL);
   private modelPreset: string | null = DEFAULT_MODEL;
+  /** the assignment that set each model field, and the one that picked the preset */
+  private modelSetBy: Record<string, Assignment> = {};
+  private presetSetBy: Assignment | null = null;
   private augment: AugmentParams = structuredClone(DEFAULT_AUGMENT);
   private synthetic: SyntheticParams | null = null;
   /** the assignment that set each field (for messages about combinations) */
@@ -575,6 +553,8 @@ class Draft {
     if (isModelPreset(name)) {
       this.model = modelPreset(name);
       this.modelPreset = name;
+      this.modelSetBy = {};
+      this.presetSetBy = a;
       return;
     }
     const known = MODEL_PRESET_NAMES;
@@ -583,18 +563,47 @@ class Draft {
       : `expected a preset name (${known.join(', ')}), got ${describe(name)}`, a.spelled);
   }
 
+  /** Sets a model field as given; finish() checks the whole model through ViTConfig. */
   private setModelField(key: string, value: unknown, a: Assignment): void {
-    const field = `model.${key}`;
-    const spec = MODEL_FIELDS[key];
-    if (spec) {
-      this.guard(field, a, value, () => {
-        (this.model as Record<string, unknown>)[key] = spec.check(value);
-      });
-    } else if (MODEL_PASSTHROUGH.has(key) || key.startsWith('_')) {
+    if (VIT_CONFIG_FIELDS.has(key) || MODEL_PASSTHROUGH.has(key) || key.startsWith('_')) {
       (this.model as Record<string, unknown>)[key] = value;
+      this.modelSetBy[key] = a;
     } else {
-      this.report(field, a.source, unknownMessage('ViTConfig field', key, [...Object.keys(MODEL_FIELDS), 'preset']), a.spelled);
+      this.report(`model.${key}`, a.source, unknownMessage('ViTConfig field', key, [...VIT_CONFIG_FIELDS, 'preset']), a.spelled);
     }
+  }
+
+  /**
+   * The model through ViTConfig's checks, each problem reported under the field (and the flag or
+   * file) that set it; then the loader's own limits: square RGB images.
+   */
+  private checkModel(): void {
+    const m = this.model as Record<string, unknown>;
+    const topImageSize = this.values.image_size !== null;
+    const setBy = (f: string) => (f === 'image_size' && topImageSize ? this.setBy.image_size : this.modelSetBy[f]);
+    const report = (f: string, message: string) => {
+      const a = setBy(f) ?? this.presetSetBy;
+      this.report(f === 'image_size' && topImageSize ? 'image_size' : `model.${f}`, a?.source ?? DEFAULT, message, a?.spelled);
+    };
+    let problems: ConfigProblem[] = [];
+    try {
+      new ViTConfig(m);
+    } catch (e) {
+      if (!(e instanceof ViTConfigError)) throw e;
+      problems = e.problems;
+    }
+    for (const p of problems) {
+      // a problem across fields goes to the first of them that was set explicitly
+      report(p.fields.find((f) => setBy(f)) ?? p.fields[0], p.expected ? `expected ${p.expected}, got ${describe(p.value)}` : p.message);
+    }
+    const bad = new Set(problems.flatMap((p) => p.fields));
+    for (const f of ['image_size', 'patch_size']) {
+      const v = m[f];
+      if (bad.has(f) || !Array.isArray(v)) continue;
+      if (v[0] === v[1]) m[f] = v[0];
+      else report(f, `expected a square size (the loader makes square images), got ${describe(v)}`);
+    }
+    if (!bad.has('num_channels') && m.num_channels !== 3) report('num_channels', `expected 3 (the loader makes RGB images), got ${describe(m.num_channels)}`);
   }
 
   private applyAugment(a: Assignment, sub: string | undefined): void {
@@ -659,15 +668,10 @@ class Draft {
       problem('download', `"download" and "synthetic" both ask for the training data; choose one (synthetic is set in ${sourceOf('synthetic')})`);
     }
 
-    // image_size (top level) wins over the model's, and must suit the patch size.
+    // image_size (top level) wins over the model's.
     if (v.image_size !== null) this.model.image_size = v.image_size as number;
+    this.checkModel();
     const m = this.model;
-    if (m.image_size % m.patch_size !== 0) {
-      problem(v.image_size !== null ? 'image_size' : 'model', `image size ${m.image_size} is not a multiple of model.patch_size ${m.patch_size}`);
-    }
-    if (m.hidden_size % m.num_attention_heads !== 0) {
-      problem('model', `model.hidden_size ${m.hidden_size} is not a multiple of model.num_attention_heads ${m.num_attention_heads}`);
-    }
 
     // A separate validation folder replaces the split.
     if (v.val_dir !== null) v.val_split = 0;
