@@ -8,7 +8,7 @@ import {
 } from '../src/train/params.ts';
 import { ViTConfig } from '../src/vit/config.ts';
 import { modelPreset, MODEL_PRESET_NAMES } from '../src/vit/presets.ts';
-import { DEFAULT_PARAMS } from '../examples/catsvdogs.ts';
+import { DEMO_PARAMS } from '../src/train/demo-params.ts';
 
 // A scratch folder with a training folder and a helper to write params files into it.
 const root = mkdtempSync(join(tmpdir(), 'train-params-'));
@@ -164,8 +164,15 @@ test('synthetic, augment and nullable switches', () => {
   assert.is(load(['--download'], paramsFile({ download: false })).train_dir, join(root, 'train'));
 });
 
-test('--download works over the shipped demo params.json', () => {
-  const p = loadParams({ file: DEFAULT_PARAMS, argv: ['--download'], cwd: root });
+test('the built-in demo params: paths from the working directory; --download works over them', () => {
+  const demo = loadParams({ file: DEMO_PARAMS, argv: [], cwd: root });
+  assert.is(demo.train_dir, join(root, '.cache/synthetic-catsvdogs'));
+  assert.is(demo.out_dir, join(root, 'runs/demo'));
+  assert.equal(demo.synthetic, { per_class: 1000, size: 64 });
+  assert.is(demo.file, null);
+  assert.is(demo.sources.epochs, DEMO_PARAMS.name);
+  assert.is(loadParams({ file: DEMO_PARAMS, argv: ['--params', paramsFile({ epochs: 3 })], cwd: root }).epochs, 3); // --params replaces them
+  const p = loadParams({ file: DEMO_PARAMS, argv: ['--download'], cwd: root });
   assert.is(p.synthetic, null);
   assert.ok(p.download);
   assert.is(p.train_dir, join(root, 'data/PetImages'));

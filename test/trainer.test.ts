@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { main } from '../examples/catsvdogs.ts';
+import { main } from '../src/cli.ts';
 import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { Tensor } from '../src/tensor.ts';
 import { ImageLoader } from '../src/data/loader.ts';

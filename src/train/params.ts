@@ -13,6 +13,7 @@ import { availableParallelism, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describePresets, isModelPreset, modelPreset, MODEL_PRESET_NAMES, type ModelConfig } from '../vit/presets.ts';
 import { ViTConfig, ViTConfigError, VIT_CONFIG_FIELDS, type ConfigProblem } from '../vit/config.ts';
+import { parseFlags, type FlagSpec } from './flags.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The parameters
@@ -305,8 +306,18 @@ interface Assignment {
   base: string;
 }
 
-/** Reads the params file (opts.file, or `--params FILE` in argv) and applies the flags over it. */
-export function loadParams(opts: { file?: string; argv: string[]; cwd?: string }): TrainParams {
+/** Parameters given as an object instead of a file (the built-in demo); paths are relative to the working directory. */
+export interface ParamsObject {
+  /** named as the source in messages */
+  name: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * Reads the params (`--params FILE` in argv, else opts.file: a file or an object) and applies the
+ * flags over them.
+ */
+export function loadParams(opts: { file?: string | ParamsObject; argv: string[]; cwd?: string }): TrainParams {
   const cwd = opts.cwd ?? process.cwd();
   const problems: ParamsProblem[] = [];
   const report = (field: string, source: string, message: string, spelled?: string) => {
@@ -315,9 +326,10 @@ export function loadParams(opts: { file?: string; argv: string[]; cwd?: string }
   };
 
   const { file, assignments: flagAssignments } = parseArgv(opts.argv, cwd, report);
-  const fileName = file ?? opts.file ?? null;
-  const filePath = fileName === null ? null : resolve(cwd, fileName);
-  const fileAssignments = filePath === null ? [] : readParamsFile(fileName!, filePath, report);
+  const given = file ?? opts.file ?? null;
+  const filePath = typeof given === 'string' ? resolve(cwd, given) : null;
+  const fileAssignments = typeof given === 'string' ? readParamsFile(given, filePath!, report)
+    : given === null ? [] : fieldAssignments(given.fields, given.name, cwd, report);
   if (fileAssignments === null) throw new ParamsError(problems);
 
   const draft = new Draft(cwd, report);
@@ -349,9 +361,13 @@ function readParamsFile(name: string, path: string, report: (f: string, s: strin
     report('params', name, `expected a JSON object of parameters, got ${describe(json)}`);
     return null;
   }
-  const base = dirname(path);
+  return fieldAssignments(json, name, dirname(path), report);
+}
+
+/** Assignments from a params object's fields; relative paths are resolved against `base`. */
+function fieldAssignments(fields: Record<string, unknown>, name: string, base: string, report: (f: string, s: string, m: string) => void): Assignment[] {
   const out: Assignment[] = [];
-  for (const [key, value] of Object.entries(json)) {
+  for (const [key, value] of Object.entries(fields)) {
     if (key.startsWith('_') || key.startsWith('//')) continue; // comments
     if (!(key in FIELDS)) {
       report(key, name, unknownMessage('field', key, Object.keys(FIELDS)));
@@ -388,50 +404,37 @@ function flagTarget(key: string): { path: string[]; kind: Kind; nullable: boolea
   return null;
 }
 
+/** How a flag takes its value; null for an unknown one. */
+function flagSpec(key: string): FlagSpec | null {
+  if (key === 'params' || key === 'config') return { takes: 'value' };
+  const target = flagTarget(key);
+  if (!target) return null;
+  // A bare switch means true; the next word is its value only when it reads as one.
+  if (target.kind === 'bool') return { takes: 'optional', negatable: true, accepts: (w) => w.toLowerCase() in BOOL_WORDS };
+  if (target.kind === 'toggle') return { takes: 'optional', negatable: true, accepts: (w) => w.toLowerCase() in BOOL_WORDS || /^[{[]/.test(w.trim()) };
+  return { takes: 'value', negatable: true };
+}
+
 function parseArgv(argv: string[], cwd: string, report: (f: string, s: string, m: string, spelled?: string) => void) {
   const assignments: Assignment[] = [];
   let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i];
-    if (!token.startsWith('--') || token === '--') {
-      report('argument', COMMAND_LINE, `unexpected argument ${JSON.stringify(token)} (expected --name value flags)`);
-      continue;
-    }
-    const eq = token.indexOf('=');
-    const name = eq >= 0 ? token.slice(2, eq) : token.slice(2);
-    let inline = eq >= 0 ? token.slice(eq + 1) : undefined;
-    const spelled = `--${name}`;
-    let key = name.replace(/-/g, '_');
-    let negated = false;
-    if (!flagTarget(key) && key !== 'params' && key.startsWith('no_') && flagTarget(key.slice(3))) {
-      key = key.slice(3);
-      negated = true;
-    }
-    const next = argv[i + 1];
-    const nextIsValue = next !== undefined && !next.startsWith('--');
-    const takeValue = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      if (nextIsValue) { i++; return next; }
-      return undefined;
-    };
-
+  const { flags, positional } = parseFlags(argv, flagSpec);
+  for (const word of positional) report('argument', COMMAND_LINE, `unexpected argument ${JSON.stringify(word)} (expected --name value flags)`);
+  for (const { key, spelled, value: raw, negated, known } of flags) {
     if (key === 'params' || key === 'config') {
-      const v = takeValue();
-      if (v === undefined || v === '') report('params', COMMAND_LINE, 'expected the path of a params file', spelled);
-      else file = v;
+      if (raw === undefined || raw === '') report('params', COMMAND_LINE, 'expected the path of a params file', spelled);
+      else file = raw;
       continue;
     }
     const target = flagTarget(key);
-    if (!target) {
-      const hint = unknownMessage('option', spelled, knownFlags().map((k) => `--${k}`));
-      report(key, COMMAND_LINE, hint, spelled);
-      if (inline === undefined && nextIsValue) i++; // skip its value too
+    if (!known || !target) {
+      report(key, COMMAND_LINE, unknownMessage('option', spelled, knownFlags().map((k) => `--${k}`)), spelled);
       continue;
     }
     const field = target.path.join('.');
     let value: unknown;
     if (negated) {
-      if (inline !== undefined) {
+      if (raw !== undefined) {
         report(field, COMMAND_LINE, `${spelled} takes no value`, spelled);
         continue;
       }
@@ -442,14 +445,8 @@ function parseArgv(argv: string[], cwd: string, report: (f: string, s: string, m
         continue;
       }
     } else if (target.kind === 'bool' || target.kind === 'toggle') {
-      // A bare switch means true; the next word is its value only when it reads as one.
-      if (inline === undefined && nextIsValue && (next.toLowerCase() in BOOL_WORDS || (target.kind === 'toggle' && /^[{[]/.test(next.trim())))) {
-        inline = next;
-        i++;
-      }
-      value = inline === undefined ? true : fromArg(inline, target.kind);
+      value = raw === undefined ? true : fromArg(raw, target.kind);
     } else {
-      const raw = takeValue();
       if (raw === undefined) {
         report(field, COMMAND_LINE, `${spelled} expects a value`, spelled);
         continue;
