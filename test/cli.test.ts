@@ -1,4 +1,5 @@
-// The command line's predict and eval on small hand-made checkpoints: the flag syntax.
+// The command line's predict and eval on small hand-made checkpoints: the flag syntax, and
+// checkpoints they must refuse (no classifier head, weights that contradict config.json).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -74,6 +75,35 @@ test('predict and eval flags: kebab or snake case, =, and clear usage errors', a
     const r = await run(argv);
     assert.is(r.code, 2, `${argv.join(' ')}: ${r.err}`);
     assert.match(r.err, pattern);
+  }
+});
+
+test('no classifier head: predict and eval refuse it, fromPretrained (fine-tuning) still loads it (issue 12.7)', async () => {
+  const bare = await checkpoint('bare', { bare: true });
+  const headless = await checkpoint('headless', { edit: (t) => { t.delete('classifier.weight'); t.delete('classifier.bias'); } });
+  for (const dir of [bare, headless]) {
+    for (const argv of [['predict', '--checkpoint', dir, images[0]], ['eval', '--checkpoint', dir, '--data', data, '--workers', '0']]) {
+      const r = await run(argv);
+      assert.is(r.code, 1, `${argv.join(' ')}: ${r.err}`);
+      assert.ok(r.err.includes(dir), r.err);
+      assert.match(r.err, /no classifier head \(classifier\.weight, classifier\.bias\)/);
+      assert.match(r.err, /--pretrained/);
+      assert.is(r.out.length, 0, r.out.join('\n'));
+    }
+    const m = await ViTForImageClassification.fromPretrained(dir, { warn: false }); // a fresh head to train
+    assert.equal(m.classifier.weight.shape, [2, TINY.hidden_size]);
+    m.dispose();
+  }
+});
+
+test('weights that contradict config.json: the tensor, both shapes, and nothing the command line cannot do (issue 12.8)', async () => {
+  const dir = await checkpoint('mismatch', { config: { id2label: { 0: 'cats', 1: 'dogs', 2: 'foxes' } } });
+  for (const argv of [['predict', '--checkpoint', dir, images[0]], ['eval', '--checkpoint', dir, '--data', data]]) {
+    const r = await run(argv);
+    assert.is(r.code, 1, r.err);
+    assert.match(r.err, /model\.safetensors does not fit .*config\.json: .*tensor "classifier\.weight" has shape \[2,32\], the config asks for \[3,32\]/);
+    assert.ok(r.err.includes(join(dir, 'model.safetensors')), r.err);
+    assert.not.match(r.err, /ignoreMismatchedSizes/);
   }
 });
 
