@@ -1,5 +1,5 @@
 // The command line's predict and eval on small hand-made checkpoints: the flag syntax, and
-// checkpoints they must refuse (no classifier head, weights that contradict config.json).
+// checkpoints they must refuse (NaN weights, no classifier head, weights that contradict config.json).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -75,6 +75,17 @@ test('predict and eval flags: kebab or snake case, =, and clear usage errors', a
     const r = await run(argv);
     assert.is(r.code, 2, `${argv.join(' ')}: ${r.err}`);
     assert.match(r.err, pattern);
+  }
+});
+
+test('NaN weights: predict and eval fail with an error naming the checkpoint (issue 12.6)', async () => {
+  const dir = await checkpoint('nan', { edit: (t) => { t.get('vit.layernorm.weight')!.data[3] = NaN; } });
+  for (const argv of [['predict', '--checkpoint', dir, ...images], ['eval', '--checkpoint', dir, '--data', data, '--workers', '0']]) {
+    const r = await run(argv);
+    assert.is(r.code, 1, `${argv[0]}: ${r.err}`);
+    assert.ok(r.err.includes(dir), `${argv[0]} names the checkpoint: ${r.err}`);
+    assert.match(r.err, /non-finite logits \(NaN\)/);
+    assert.not.match(r.out.join('\n'), /accuracy|cats|dogs/, `${argv[0]} reports no result`);
   }
 });
 

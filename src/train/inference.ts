@@ -81,6 +81,14 @@ async function loadTrainedModel(dir: string): Promise<ViTForImageClassification>
   return model.eval();
 }
 
+/** Non-finite logits mean broken weights (NaN, or so large that they overflow): an error naming the checkpoint. */
+function checkLogits(c: Classifier, logits: Float32Array, what: string): void {
+  const bad = logits.find((x) => !Number.isFinite(x));
+  if (bad !== undefined) {
+    throw new Error(`${c.dir}: the model gives non-finite logits (${bad}) for ${what}: its weights are broken (NaN, or large enough to overflow), as after a training run that diverged`);
+  }
+}
+
 export interface Prediction {
   path: string;
   label: string;
@@ -121,15 +129,18 @@ export async function predictImages(c: Classifier, paths: string[], opts: { atte
     const chunk = inputs.slice(i, i + bs);
     const pixels = new Float32Array(chunk.length * per);
     chunk.forEach((it, k) => pixels.set(it.pixels, k * per));
-    const { probs, attentions } = tidy(() => noGrad(() => {
+    const { logits, probs, attentions } = tidy(() => noGrad(() => {
       const o = c.model.forward(Tensor.fromArray(pixels, [chunk.length, 3, S, S]), { outputAttentions: !!opts.attention });
-      return { probs: softmax(o.logits), attentions: o.attentions ?? [] };
+      return { logits: o.logits, probs: softmax(o.logits), attentions: o.attentions ?? [] };
     }));
+    const l = await logits.toArray();
     const p = await probs.toArray();
+    logits.dispose();
     const layers: Float32Array[] = [];
     for (const a of attentions) layers.push(await a.toArray());
     probs.dispose();
     for (const a of attentions) a.dispose();
+    checkLogits(c, l, chunk.length > 1 ? `${chunk[0].path} and the ${chunk.length - 1} other images of its batch` : chunk[0].path);
     chunk.forEach((it, k) => {
       const row = Array.from(p.subarray(k * L, (k + 1) * L));
       const index = row.indexOf(Math.max(...row));
@@ -271,6 +282,7 @@ export async function evaluateFolder(
       const logits = tidy(() => noGrad(() => c.model.forward(Tensor.fromArray(batch.pixels, [n, 3, imageSize, imageSize])).logits));
       const v = await logits.toArray();
       logits.dispose();
+      checkLogits(c, v, `images of ${ds.root}`);
       for (let i = 0; i < n; i++) {
         let best = 0;
         for (let k = 1; k < L; k++) if (v[i * L + k] > v[i * L + best]) best = k;
