@@ -3,8 +3,8 @@
 // for flags that can be turned off, and positional words.
 
 export interface FlagSpec {
-  /** 'value': the next word (or =value); 'switch': none; 'optional': the next word only when `accepts` it */
-  takes: 'value' | 'switch' | 'optional';
+  /** 'value': the next word (or =value); 'optional': the next word only when `accepts` it (a bare flag: no value) */
+  takes: 'value' | 'optional';
   accepts?: (word: string) => boolean;
   /** --no-NAME is understood */
   negatable?: boolean;
@@ -46,8 +46,8 @@ export function parseFlags(argv: readonly string[], spec: (key: string) => FlagS
     const next = argv[i + 1];
     const nextIsValue = next !== undefined && !next.startsWith('--');
     let value = inline;
-    // A negated flag and a switch take no following word; an unknown flag takes its value along.
-    if (value === undefined && nextIsValue && !negated && s?.takes !== 'switch') {
+    // A negated flag takes no following word; an unknown flag takes its value along.
+    if (value === undefined && nextIsValue && !negated) {
       if (!s || s.takes === 'value' || s.accepts?.(next)) {
         value = next;
         i++;
