@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ViTConfig, type ViTConfigInit } from '../src/vit/config.ts';
+import { ViTConfig, ViTConfigError, type ViTConfigInit } from '../src/vit/config.ts';
 import { SHARED } from './helpers.ts';
 
 const GOLDEN = join(SHARED, 'golden');
@@ -154,6 +154,32 @@ test('validation: types and ranges name the field, the source and what was expec
   for (const [input, parts] of cases) throwsWith(() => ViTConfig.fromJSON(input, src), src, ...parts);
   for (const bad of [null, [], 'config', 3]) throwsWith(() => ViTConfig.fromJSON(bad, src), src, 'must be a JSON object');
   throwsWith(() => new ViTConfig({ hidden_size: 0 }), 'ViTConfig: hidden_size');
+});
+
+/** The ViTConfigError that building `init` throws; fails when it builds. */
+function configError(init: Record<string, unknown>, source?: string): ViTConfigError {
+  try {
+    ViTConfig.fromJSON(init, source);
+  } catch (e) {
+    if (e instanceof ViTConfigError) return e;
+    throw e;
+  }
+  throw new Error(`expected a ViTConfigError for ${JSON.stringify(init)}`);
+}
+
+test('validation: every problem at once, each with its fields, what was expected and the value', () => {
+  const e = configError({ hidden_size: 0, hidden_act: 'relu', layer_norm_eps: '1e-12', num_labels: 3, id2label: { 0: 'cat' } }, 'c.json');
+  assert.equal(e.problems.map((p) => p.fields), [['hidden_size'], ['hidden_act'], ['layer_norm_eps'], ['num_labels', 'id2label']]);
+  assert.equal(e.problems[0], { fields: ['hidden_size'], message: 'hidden_size must be a positive integer, got 0 (number)', expected: 'a positive integer', value: 0 });
+  assert.is(e.problems[2].value, '1e-12');
+  for (const p of e.problems) assert.ok(e.message.includes(p.message), `${e.message} names ${p.message}`);
+  assert.match(e.message, /^c\.json: 4 problems/);
+  // the checks across fields run once every field is right, and both are reported
+  const across = configError({ hidden_size: 65, num_attention_heads: 4, image_size: 30, patch_size: 8 });
+  assert.equal(across.problems.map((p) => p.fields), [['hidden_size', 'num_attention_heads'], ['image_size', 'patch_size']]);
+  assert.is(across.problems[0].expected, undefined);
+  // one problem: the message is that problem's, as before
+  assert.is(configError({ qkv_bias: 1 }, 'x').message, 'x: qkv_bias must be true or false, got 1 (number)');
 });
 
 test.run();

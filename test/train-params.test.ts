@@ -4,10 +4,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  loadParams, meanCropSide, modelPreset, MODEL_PRESET_NAMES, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
+  loadParams, meanCropSide, ParamsError, paramsHelp, COMMAND_LINE, type TrainParams,
 } from '../src/train/params.ts';
 import { ViTConfig } from '../src/vit/config.ts';
-import { DEFAULT_PARAMS } from '../examples/catsvdogs.ts';
+import { modelPreset, MODEL_PRESET_NAMES } from '../src/vit/presets.ts';
+import { DEMO_PARAMS } from '../src/train/demo-params.ts';
 
 // A scratch folder with a training folder and a helper to write params files into it.
 const root = mkdtempSync(join(tmpdir(), 'train-params-'));
@@ -63,9 +64,9 @@ test('defaults: sized for the built-in demo, a valid ViT config; the data must b
   writeFileSync(join(root, 'no-data.json'), JSON.stringify({ epochs: 3, lr: 0.001 }));
   expectProblem([], join(root, 'no-data.json'), 'train_dir', /train_dir: not set/);
   // The built-in set only when asked for: by the shipped demo file, or --synthetic (into ./data/ then).
-  const demo = loadParams({ file: DEFAULT_PARAMS, argv: [], cwd: root });
+  const demo = loadParams({ file: DEMO_PARAMS, argv: [], cwd: root });
   assert.ok(demo.synthetic && demo.synthetic.per_class > 0 && demo.synthetic.size >= 16);
-  assert.equal(demo.train_dir, join(DEFAULT_PARAMS, '..', '..', '.cache', 'synthetic-catsvdogs'));
+  assert.equal(demo.train_dir, join(root, '.cache', 'synthetic-catsvdogs'));
   const asked = load(['--synthetic']);
   assert.equal(asked.train_dir, join(root, 'data/catsvdogs-synthetic'));
   assert.ok(asked.synthetic && asked.synthetic.per_class > 0);
@@ -173,8 +174,15 @@ test('synthetic, augment and nullable switches', () => {
   assert.is(load(['--download'], paramsFile({ download: false })).train_dir, join(root, 'train'));
 });
 
-test('--download works over the shipped demo params.json', () => {
-  const p = loadParams({ file: DEFAULT_PARAMS, argv: ['--download'], cwd: root });
+test('the built-in demo params: paths from the working directory; --download works over them', () => {
+  const demo = loadParams({ file: DEMO_PARAMS, argv: [], cwd: root });
+  assert.is(demo.train_dir, join(root, '.cache/synthetic-catsvdogs'));
+  assert.is(demo.out_dir, join(root, 'runs/demo'));
+  assert.equal(demo.synthetic, { per_class: 1000, size: 64 });
+  assert.is(demo.file, null);
+  assert.is(demo.sources.epochs, DEMO_PARAMS.name);
+  assert.is(loadParams({ file: DEMO_PARAMS, argv: ['--params', paramsFile({ epochs: 3 })], cwd: root }).epochs, 3); // --params replaces them
+  const p = loadParams({ file: DEMO_PARAMS, argv: ['--download'], cwd: root });
   assert.is(p.synthetic, null);
   assert.ok(p.download);
   assert.is(p.train_dir, join(root, 'data/PetImages'));
@@ -234,8 +242,14 @@ test('wrong types and out-of-range values: field, source and what was expected',
     [{ schedule: 'linear' }, 'schedule', /expected one of "cosine", "constant", got "linear"/],
     [{ augment: { flip: 'yes' } }, 'augment.flip', /expected true or false, got "yes"/],
     [{ augment: { crop_scale: [0.9, 0.5] } }, 'augment.crop_scale', /0 < min <= max <= 1/],
-    [{ model: { hidden_size: 100, num_attention_heads: 3 } }, 'model', /hidden_size 100 is not a multiple of model.num_attention_heads 3/],
-    [{ model: { patch_size: 5 } }, 'model', /image size 32 is not a multiple of model.patch_size 5/],
+    [{ model: { hidden_size: 100, num_attention_heads: 3 } }, 'model.hidden_size', /params\.json: model\.hidden_size: The hidden size \(100\) is not a multiple of the number of attention heads \(3\)/],
+    [{ model: { patch_size: 5 } }, 'model.patch_size', /params\.json: model\.patch_size: The image size \(32\) is not a multiple of the patch size \(5\)/],
+    [{ model: { hidden_size: 0 } }, 'model.hidden_size', /params\.json: model\.hidden_size: expected a positive integer, got 0$/],
+    [{ model: { hidden_act: 'relu' } }, 'model.hidden_act', /params\.json: model\.hidden_act: hidden_act "relu" is not supported/],
+    [{ model: { hidden_dropout_prob: 1 } }, 'model.hidden_dropout_prob', /expected a probability in \[0, 1\), got 1$/],
+    [{ model: { image_size: [32, 48] } }, 'model.image_size', /expected a square size \(the loader makes square images\), got \[32,48\]/],
+    [{ model: { num_channels: 1 } }, 'model.num_channels', /expected 3 \(the loader makes RGB images\), got 1/],
+    [{ model: { id2label: ['cat'] } }, 'model.id2label', /expected an object \{"0": "name", \.\.\.\}/],
     [{ model: 42 }, 'model', /expected a preset name \(vit-nano-32, .*\) or an object of ViTConfig fields, got 42/],
     [{ synthetic: { per_class: 0 } }, 'synthetic.per_class', /expected an integer >= 1/],
     [{ download: 'true' }, 'download', /expected true or false, got "true"/],
@@ -246,7 +260,12 @@ test('wrong types and out-of-range values: field, source and what was expected',
   expectProblem(['--mean', '0.5,0.5'], undefined, 'mean', /expected 3 numbers/);
   expectProblem(['--lr'], undefined, 'lr', /--lr expects a value/);
   expectProblem(['--no-lr'], undefined, 'lr', /cannot be turned off/);
-  expectProblem(['--image-size', '30'], undefined, 'image_size', /command line: image_size \(--image-size\): image size 30 is not a multiple of model.patch_size 4/);
+  expectProblem(['--image-size', '30'], undefined, 'image_size', /command line: image_size \(--image-size\): The image size \(30\) is not a multiple of the patch size \(4\)/);
+  expectProblem(['--model.hidden_size', 'wide'], undefined, 'model.hidden_size', /command line: model\.hidden_size \(--model\.hidden_size\): expected a positive integer, got "wide" \(a string\)/);
+  // each model field's problem names where that field was set
+  const file = paramsFile({ model: { preset: 'vit-micro-32', hidden_size: 0 } });
+  const err = problemsOf(['--model.num_hidden_layers', '0'], file);
+  assert.equal(err.problems.map((p) => [p.field, p.source]), [['model.hidden_size', file], ['model.num_hidden_layers', COMMAND_LINE]]);
 });
 
 test('folders: missing or not folders, unless the built-in set will be made there', () => {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { main } from '../examples/catsvdogs.ts';
+import { main } from '../src/cli.ts';
 import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { Tensor } from '../src/tensor.ts';
 import { ImageLoader } from '../src/data/loader.ts';
@@ -251,7 +251,7 @@ test('bad parameters and run conflicts: each has its message, out_dir is untouch
     [['--params', writeParams('bad2.json', { lr: 'fast', out_dir: 'run-syn' })], /lr: expected a number > 0, got "fast"/],
     [['--params', writeParams('bad3.json', { train_dir: 'no-such-folder', out_dir: 'run-syn' })], /train_dir.*no-such-folder.*does not exist/],
     [['--params', writeParams('bad4.json', { batch_size: 0, out_dir: 'run-syn' })], /batch_size: expected an integer >= 1/],
-    [['--params', synParams, '--model.hidden_size', '33'], /hidden_size 33 is not a multiple of/],
+    [['--params', synParams, '--model.hidden_size', '33'], /model\.hidden_size.*The hidden size \(33\) is not a multiple of/],
     [['--params', synParams], /already holds a training run \(2 epochs done of 2\).*--resume.*--overwrite/],
     [['--params', synParams, '--resume', '--overwrite'], /contradict/],
     [['--params', synParams, '--resume', '--model.hidden_size', '64', '--model.num_attention_heads', '2'], /--resume: the checkpoint.*hidden_size 32/],

@@ -7,6 +7,8 @@ import { Tensor, tidy } from '../tensor.ts';
 import { noGrad } from '../autograd.ts';
 import { softmax } from '../ops/loss.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
+import { loadStateDict } from '../vit/pretrained.ts';
+import { readCheckpointDir } from '../io/files-node.ts';
 import { decodeFile, type RgbImage } from '../data/decode.ts';
 import { resizeRgb, resizeSquare } from '../data/resize.ts';
 import { centerCropRect, sampleToTensor } from '../data/augment.ts';
@@ -28,6 +30,8 @@ export interface Classifier {
 /**
  * Loads an HF checkpoint folder for inference. A trainer out_dir works too: its best/ (else last/)
  * checkpoint is used. Preprocessing comes from preprocessor_config.json (mean/std 0.5 without one).
+ * A checkpoint without a trained classifier head, or whose weights contradict its config.json, is
+ * an error.
  */
 export async function loadClassifier(dir: string, opts: { cropPct?: number } = {}): Promise<Classifier> {
   let ckpt = dir;
@@ -36,8 +40,7 @@ export async function loadClassifier(dir: string, opts: { cropPct?: number } = {
     if (!sub) throw new Error(`--checkpoint ${dir}: no config.json there, nor in ${BEST_DIR}/ or ${LAST_DIR}/ (expected a checkpoint folder or a training out_dir)`);
     ckpt = sub;
   }
-  const model = await ViTForImageClassification.fromPretrained(ckpt, { warn: false });
-  model.eval();
+  const model = await loadTrainedModel(ckpt);
   const size = model.config.imageHW[0];
   const read = readPreprocessing(ckpt);
   const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1 };
@@ -49,6 +52,41 @@ export async function loadClassifier(dir: string, opts: { cropPct?: number } = {
     model, labels: model.config.labels ?? [], preprocessing, dir: ckpt,
     note: read ? null : `${ckpt} has no preprocessor_config.json: using mean and std 0.5`,
   };
+}
+
+/**
+ * The checkpoint's model for inference. Unlike fromPretrained (which serves fine-tuning), nothing
+ * may be freshly initialised: a missing head (a bare ViT backbone) or a tensor whose shape config.json
+ * contradicts is an error, worded for the command line.
+ */
+async function loadTrainedModel(dir: string): Promise<ViTForImageClassification> {
+  const ck = await readCheckpointDir(dir);
+  const model = new ViTForImageClassification(ck.config);
+  try {
+    const report = loadStateDict(model, ck.tensors, {
+      source: ck.weightsPath, allowMissing: ['classifier.'], allowUnexpected: ['vit.pooler.'], ignoreMismatchedSizes: true, warn: false,
+    });
+    if (report.mismatched.length) {
+      const shapes = report.mismatched.map((m) => `tensor "${m.name}" has shape [${m.checkpoint}], the config asks for [${m.model}]`);
+      throw new Error(`${ck.weightsPath} does not fit ${ck.configPath}: ${shapes.join('; ')} (both files must come from the same saved model)`);
+    }
+    if (report.newlyInitialized.length) {
+      throw new Error(`${dir} has no classifier head (${report.newlyInitialized.join(', ')}): ${ck.weightsPath} holds a ViT ` +
+        `backbone, which cannot label images; fine-tune it first (train with --pretrained ${dir})`);
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model.eval();
+}
+
+/** Non-finite logits mean broken weights (NaN, or so large that they overflow): an error naming the checkpoint. */
+function checkLogits(c: Classifier, logits: Float32Array, what: string): void {
+  const bad = logits.find((x) => !Number.isFinite(x));
+  if (bad !== undefined) {
+    throw new Error(`${c.dir}: the model gives non-finite logits (${bad}) for ${what}: its weights are broken (NaN, or large enough to overflow), as after a training run that diverged`);
+  }
 }
 
 export interface Prediction {
@@ -91,15 +129,18 @@ export async function predictImages(c: Classifier, paths: string[], opts: { atte
     const chunk = inputs.slice(i, i + bs);
     const pixels = new Float32Array(chunk.length * per);
     chunk.forEach((it, k) => pixels.set(it.pixels, k * per));
-    const { probs, attentions } = tidy(() => noGrad(() => {
+    const { logits, probs, attentions } = tidy(() => noGrad(() => {
       const o = c.model.forward(Tensor.fromArray(pixels, [chunk.length, 3, S, S]), { outputAttentions: !!opts.attention });
-      return { probs: softmax(o.logits), attentions: o.attentions ?? [] };
+      return { logits: o.logits, probs: softmax(o.logits), attentions: o.attentions ?? [] };
     }));
+    const l = await logits.toArray();
     const p = await probs.toArray();
+    logits.dispose();
     const layers: Float32Array[] = [];
     for (const a of attentions) layers.push(await a.toArray());
     probs.dispose();
     for (const a of attentions) a.dispose();
+    checkLogits(c, l, chunk.length > 1 ? `${chunk[0].path} and the ${chunk.length - 1} other images of its batch` : chunk[0].path);
     chunk.forEach((it, k) => {
       const row = Array.from(p.subarray(k * L, (k + 1) * L));
       const index = row.indexOf(Math.max(...row));
@@ -241,6 +282,7 @@ export async function evaluateFolder(
       const logits = tidy(() => noGrad(() => c.model.forward(Tensor.fromArray(batch.pixels, [n, 3, imageSize, imageSize])).logits));
       const v = await logits.toArray();
       logits.dispose();
+      checkLogits(c, v, `images of ${ds.root}`);
       for (let i = 0; i < n; i++) {
         let best = 0;
         for (let k = 1; k < L; k++) if (v[i * L + k] > v[i * L + best]) best = k;

@@ -11,60 +11,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { ViTConfigInit } from '../vit/config.ts';
-
-// ---------------------------------------------------------------------------------------------------
-// Model presets
-
-/** HF ViTConfig fields, with the ones the trainer relies on always present. */
-export interface ModelConfig extends ViTConfigInit {
-  image_size: number;
-  patch_size: number;
-  num_channels: number;
-  hidden_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  intermediate_size: number;
-  hidden_act: string;
-  hidden_dropout_prob: number;
-  attention_probs_dropout_prob: number;
-  initializer_range: number;
-  layer_norm_eps: number;
-  qkv_bias: boolean;
-}
-
-/** One table of presets: [image, patch, hidden, layers, heads, MLP], and what each is for. */
-const PRESET_TABLE: Record<string, { about: string; shape: [number, number, number, number, number, number] }> = {
-  'vit-nano-32': { about: 'tiny and quick: the built-in demo and tests', shape: [32, 4, 64, 4, 4, 128] },
-  'vit-micro-32': { about: 'small ViT for 32px photos (the real-photo recipe)', shape: [32, 4, 128, 6, 4, 256] },
-  'vit-ti-64': { about: 'ViT-Ti width and depth at 64px, patch 8', shape: [64, 8, 192, 12, 3, 768] },
-  'vit-ti-224': { about: 'ViT-Ti/16', shape: [224, 16, 192, 12, 3, 768] },
-  'vit-s-224': { about: 'ViT-S/16', shape: [224, 16, 384, 12, 6, 1536] },
-  'vit-b-224': { about: 'ViT-B/16 (google/vit-base-patch16-224)', shape: [224, 16, 768, 12, 12, 3072] },
-};
-
-export const MODEL_PRESET_NAMES: readonly string[] = Object.keys(PRESET_TABLE);
-
-/** The HF config fields of a preset (a fresh object), or throws naming the known presets. */
-export function modelPreset(name: string): ModelConfig {
-  const entry = PRESET_TABLE[name];
-  if (!entry) throw new Error(`unknown model preset "${name}"; known presets: ${MODEL_PRESET_NAMES.join(', ')}`);
-  const [image_size, patch_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size] = entry.shape;
-  return {
-    image_size, patch_size, num_channels: 3,
-    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
-    hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
-    initializer_range: 0.02, layer_norm_eps: 1e-12, qkv_bias: true,
-  };
-}
-
-/** A line per preset, for --help. */
-export function describePresets(): string {
-  return MODEL_PRESET_NAMES.map((name) => {
-    const [img, patch, hidden, layers, heads, mlp] = PRESET_TABLE[name].shape;
-    return `  ${name.padEnd(13)} image ${img}, patch ${patch}, hidden ${hidden}, ${layers} layers, ${heads} heads, MLP ${mlp}: ${PRESET_TABLE[name].about}`;
-  }).join('\n');
-}
+import { describePresets, isModelPreset, modelPreset, MODEL_PRESET_NAMES, type ModelConfig } from '../vit/presets.ts';
+import { ViTConfig, ViTConfigError, VIT_CONFIG_FIELDS, type ConfigProblem } from '../vit/config.ts';
+import { parseFlags, type FlagSpec } from './flags.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The parameters
@@ -219,13 +168,6 @@ function triple(r: Range): (v: unknown) => [number, number, number] {
   };
 }
 
-/** An int, or a square [n, n] pair as HF accepts for image_size / patch_size. */
-function squareSize(v: unknown): number {
-  if (inRange(v, { int: true, min: 1 })) return v;
-  if (Array.isArray(v) && v.length === 2 && v[0] === v[1] && inRange(v[0], { int: true, min: 1 })) return v[0];
-  throw new Expected('a positive integer (or a square [n, n] pair: the loader makes square images)');
-}
-
 const FIELDS: Record<string, Spec> = {
   train_dir: { kind: 'path', check: text, doc: 'training images: one folder per class, Kaggle flat (cat.1.jpg) or PetImages/{Cat,Dog}' },
   val_dir: { kind: 'path', nullable: true, check: text, doc: 'validation images (same layouts); when set, val_split is not used' },
@@ -280,31 +222,12 @@ const SYNTHETIC_FIELDS: Record<string, Spec> = {
   size: { kind: 'number', check: num({ int: true, min: 16, max: 1024 }), doc: 'image side in pixels' },
 };
 
-const prob = num({ min: 0, lt: 1 });
-const MODEL_FIELDS: Record<string, Spec> = {
-  image_size: { kind: 'json', check: squareSize, doc: '' },
-  patch_size: { kind: 'json', check: squareSize, doc: '' },
-  num_channels: {
-    kind: 'number', doc: '',
-    check: (v) => { if (v !== 3) throw new Expected('3 (the loader makes RGB images)'); return v; },
-  },
-  hidden_size: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  num_hidden_layers: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  num_attention_heads: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  intermediate_size: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-  hidden_act: { kind: 'string', check: oneOf('gelu'), doc: '' },
-  hidden_dropout_prob: { kind: 'number', check: prob, doc: '' },
-  attention_probs_dropout_prob: { kind: 'number', check: prob, doc: '' },
-  initializer_range: { kind: 'number', check: num({ min: 0 }), doc: '' },
-  layer_norm_eps: { kind: 'number', check: num({ gt: 0 }), doc: '' },
-  qkv_bias: { kind: 'bool', check: bool, doc: '' },
-  encoder_stride: { kind: 'number', check: num({ int: true, min: 1 }), doc: '' },
-};
+/** How a --model.FIELD value is read; the rest are JSON (numbers, [h, w], objects). ViTConfig checks them. */
+const MODEL_FLAG_KINDS: Record<string, Kind> = { qkv_bias: 'bool', hidden_act: 'string', pooler_act: 'string', problem_type: 'string' };
 
-/** config.json keys kept as they are (HF PretrainedConfig bookkeeping); keys starting with "_" too. */
+/** config.json keys ViTConfig keeps as they are (HF PretrainedConfig bookkeeping); keys starting with "_" too. */
 const MODEL_PASSTHROUGH = new Set([
-  'architectures', 'model_type', 'transformers_version', 'torch_dtype', 'dtype', 'id2label', 'label2id',
-  'num_labels', 'problem_type', 'pooler_output_size', 'pooler_act', 'return_dict', 'output_hidden_states',
+  'transformers_version', 'torch_dtype', 'dtype', 'return_dict', 'output_hidden_states',
   'output_attentions', 'torchscript', 'use_bfloat16', 'tie_word_embeddings', 'is_encoder_decoder', 'is_decoder',
   'add_cross_attention', 'chunk_size_feed_forward', 'pruned_heads', 'finetuning_task', 'tokenizer_class',
   'prefix', 'bos_token_id', 'pad_token_id', 'eos_token_id', 'sep_token_id', 'decoder_start_token_id',
@@ -384,8 +307,18 @@ interface Assignment {
   base: string;
 }
 
-/** Reads the params file (opts.file, or `--params FILE` in argv) and applies the flags over it. */
-export function loadParams(opts: { file?: string; argv: string[]; cwd?: string }): TrainParams {
+/** Parameters given as an object instead of a file (the built-in demo); paths are relative to the working directory. */
+export interface ParamsObject {
+  /** named as the source in messages */
+  name: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * Reads the params (`--params FILE` in argv, else opts.file: a file or an object) and applies the
+ * flags over them.
+ */
+export function loadParams(opts: { file?: string | ParamsObject; argv: string[]; cwd?: string }): TrainParams {
   const cwd = opts.cwd ?? process.cwd();
   const problems: ParamsProblem[] = [];
   const report = (field: string, source: string, message: string, spelled?: string) => {
@@ -394,9 +327,10 @@ export function loadParams(opts: { file?: string; argv: string[]; cwd?: string }
   };
 
   const { file, assignments: flagAssignments } = parseArgv(opts.argv, cwd, report);
-  const fileName = file ?? opts.file ?? null;
-  const filePath = fileName === null ? null : resolve(cwd, fileName);
-  const fileAssignments = filePath === null ? [] : readParamsFile(fileName!, filePath, report);
+  const given = file ?? opts.file ?? null;
+  const filePath = typeof given === 'string' ? resolve(cwd, given) : null;
+  const fileAssignments = typeof given === 'string' ? readParamsFile(given, filePath!, report)
+    : given === null ? [] : fieldAssignments(given.fields, given.name, cwd, report);
   if (fileAssignments === null) throw new ParamsError(problems);
 
   const draft = new Draft(cwd, report);
@@ -428,9 +362,13 @@ function readParamsFile(name: string, path: string, report: (f: string, s: strin
     report('params', name, `expected a JSON object of parameters, got ${describe(json)}`);
     return null;
   }
-  const base = dirname(path);
+  return fieldAssignments(json, name, dirname(path), report);
+}
+
+/** Assignments from a params object's fields; relative paths are resolved against `base`. */
+function fieldAssignments(fields: Record<string, unknown>, name: string, base: string, report: (f: string, s: string, m: string) => void): Assignment[] {
   const out: Assignment[] = [];
-  for (const [key, value] of Object.entries(json)) {
+  for (const [key, value] of Object.entries(fields)) {
     if (key.startsWith('_') || key.startsWith('//')) continue; // comments
     if (!(key in FIELDS)) {
       report(key, name, unknownMessage('field', key, Object.keys(FIELDS)));
@@ -449,7 +387,7 @@ function knownFlags(): string[] {
     ...Object.keys(FIELDS), ...Object.keys(AUGMENT_FIELDS), 'params',
     ...Object.keys(AUGMENT_FIELDS).map((k) => `augment.${k}`),
     ...Object.keys(SYNTHETIC_FIELDS).map((k) => `synthetic.${k}`),
-    ...Object.keys(MODEL_FIELDS).map((k) => `model.${k}`), 'model.preset',
+    ...[...VIT_CONFIG_FIELDS].map((k) => `model.${k}`), 'model.preset',
   ];
 }
 
@@ -463,54 +401,41 @@ function flagTarget(key: string): { path: string[]; kind: Kind; nullable: boolea
   if (head === 'augment' && sub in AUGMENT_FIELDS) return { path: [head, sub], kind: AUGMENT_FIELDS[sub].kind, nullable: false };
   if (head === 'synthetic' && sub in SYNTHETIC_FIELDS) return { path: [head, sub], kind: SYNTHETIC_FIELDS[sub].kind, nullable: false };
   // Any model key: unknown ones are reported (with a suggestion) when applied.
-  if (head === 'model' && sub !== '') return { path: [head, sub], kind: MODEL_FIELDS[sub]?.kind ?? 'json', nullable: false };
+  if (head === 'model' && sub !== '') return { path: [head, sub], kind: MODEL_FLAG_KINDS[sub] ?? 'json', nullable: false };
   return null;
+}
+
+/** How a flag takes its value; null for an unknown one. */
+function flagSpec(key: string): FlagSpec | null {
+  if (key === 'params' || key === 'config') return { takes: 'value' };
+  const target = flagTarget(key);
+  if (!target) return null;
+  // A bare switch means true; the next word is its value only when it reads as one.
+  if (target.kind === 'bool') return { takes: 'optional', negatable: true, accepts: (w) => w.toLowerCase() in BOOL_WORDS };
+  if (target.kind === 'toggle') return { takes: 'optional', negatable: true, accepts: (w) => w.toLowerCase() in BOOL_WORDS || /^[{[]/.test(w.trim()) };
+  return { takes: 'value', negatable: true };
 }
 
 function parseArgv(argv: string[], cwd: string, report: (f: string, s: string, m: string, spelled?: string) => void) {
   const assignments: Assignment[] = [];
   let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i];
-    if (!token.startsWith('--') || token === '--') {
-      report('argument', COMMAND_LINE, `unexpected argument ${JSON.stringify(token)} (expected --name value flags)`);
-      continue;
-    }
-    const eq = token.indexOf('=');
-    const name = eq >= 0 ? token.slice(2, eq) : token.slice(2);
-    let inline = eq >= 0 ? token.slice(eq + 1) : undefined;
-    const spelled = `--${name}`;
-    let key = name.replace(/-/g, '_');
-    let negated = false;
-    if (!flagTarget(key) && key !== 'params' && key.startsWith('no_') && flagTarget(key.slice(3))) {
-      key = key.slice(3);
-      negated = true;
-    }
-    const next = argv[i + 1];
-    const nextIsValue = next !== undefined && !next.startsWith('--');
-    const takeValue = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      if (nextIsValue) { i++; return next; }
-      return undefined;
-    };
-
+  const { flags, positional } = parseFlags(argv, flagSpec);
+  for (const word of positional) report('argument', COMMAND_LINE, `unexpected argument ${JSON.stringify(word)} (expected --name value flags)`);
+  for (const { key, spelled, value: raw, negated, known } of flags) {
     if (key === 'params' || key === 'config') {
-      const v = takeValue();
-      if (v === undefined || v === '') report('params', COMMAND_LINE, 'expected the path of a params file', spelled);
-      else file = v;
+      if (raw === undefined || raw === '') report('params', COMMAND_LINE, 'expected the path of a params file', spelled);
+      else file = raw;
       continue;
     }
     const target = flagTarget(key);
-    if (!target) {
-      const hint = unknownMessage('option', spelled, knownFlags().map((k) => `--${k}`));
-      report(key, COMMAND_LINE, hint, spelled);
-      if (inline === undefined && nextIsValue) i++; // skip its value too
+    if (!known || !target) {
+      report(key, COMMAND_LINE, unknownMessage('option', spelled, knownFlags().map((k) => `--${k}`)), spelled);
       continue;
     }
     const field = target.path.join('.');
     let value: unknown;
     if (negated) {
-      if (inline !== undefined) {
+      if (raw !== undefined) {
         report(field, COMMAND_LINE, `${spelled} takes no value`, spelled);
         continue;
       }
@@ -521,14 +446,8 @@ function parseArgv(argv: string[], cwd: string, report: (f: string, s: string, m
         continue;
       }
     } else if (target.kind === 'bool' || target.kind === 'toggle') {
-      // A bare switch means true; the next word is its value only when it reads as one.
-      if (inline === undefined && nextIsValue && (next.toLowerCase() in BOOL_WORDS || (target.kind === 'toggle' && /^[{[]/.test(next.trim())))) {
-        inline = next;
-        i++;
-      }
-      value = inline === undefined ? true : fromArg(inline, target.kind);
+      value = raw === undefined ? true : fromArg(raw, target.kind);
     } else {
-      const raw = takeValue();
       if (raw === undefined) {
         report(field, COMMAND_LINE, `${spelled} expects a value`, spelled);
         continue;
@@ -556,7 +475,7 @@ function fromArg(raw: string, kind: Kind): unknown {
     case 'json':
     case 'toggle':
       if (s.toLowerCase() in BOOL_WORDS && kind === 'toggle') return BOOL_WORDS[s.toLowerCase()];
-      return tryJSON(s);
+      return NUMBER_RE.test(s) ? Number(s) : tryJSON(s);
     default:
       return raw;
   }
@@ -576,6 +495,9 @@ class Draft {
   private readonly sources: Record<string, string> = {};
   private model: ModelConfig = modelPreset(DEFAULT_MODEL);
   private modelPreset: string | null = DEFAULT_MODEL;
+  /** the assignment that set each model field, and the one that picked the preset */
+  private modelSetBy: Record<string, Assignment> = {};
+  private presetSetBy: Assignment | null = null;
   private augment: AugmentParams = structuredClone(DEFAULT_AUGMENT);
   private synthetic: SyntheticParams | null = null;
   /** the assignment that set each field (for messages about combinations) */
@@ -626,9 +548,11 @@ class Draft {
   }
 
   private usePreset(name: unknown, a: Assignment, field: string): void {
-    if (typeof name === 'string' && name in PRESET_TABLE) {
+    if (isModelPreset(name)) {
       this.model = modelPreset(name);
       this.modelPreset = name;
+      this.modelSetBy = {};
+      this.presetSetBy = a;
       return;
     }
     const known = MODEL_PRESET_NAMES;
@@ -637,18 +561,47 @@ class Draft {
       : `expected a preset name (${known.join(', ')}), got ${describe(name)}`, a.spelled);
   }
 
+  /** Sets a model field as given; finish() checks the whole model through ViTConfig. */
   private setModelField(key: string, value: unknown, a: Assignment): void {
-    const field = `model.${key}`;
-    const spec = MODEL_FIELDS[key];
-    if (spec) {
-      this.guard(field, a, value, () => {
-        (this.model as Record<string, unknown>)[key] = spec.check(value);
-      });
-    } else if (MODEL_PASSTHROUGH.has(key) || key.startsWith('_')) {
+    if (VIT_CONFIG_FIELDS.has(key) || MODEL_PASSTHROUGH.has(key) || key.startsWith('_')) {
       (this.model as Record<string, unknown>)[key] = value;
+      this.modelSetBy[key] = a;
     } else {
-      this.report(field, a.source, unknownMessage('ViTConfig field', key, [...Object.keys(MODEL_FIELDS), 'preset']), a.spelled);
+      this.report(`model.${key}`, a.source, unknownMessage('ViTConfig field', key, [...VIT_CONFIG_FIELDS, 'preset']), a.spelled);
     }
+  }
+
+  /**
+   * The model through ViTConfig's checks, each problem reported under the field (and the flag or
+   * file) that set it; then the loader's own limits: square RGB images.
+   */
+  private checkModel(): void {
+    const m = this.model as Record<string, unknown>;
+    const topImageSize = this.values.image_size !== null;
+    const setBy = (f: string) => (f === 'image_size' && topImageSize ? this.setBy.image_size : this.modelSetBy[f]);
+    const report = (f: string, message: string) => {
+      const a = setBy(f) ?? this.presetSetBy;
+      this.report(f === 'image_size' && topImageSize ? 'image_size' : `model.${f}`, a?.source ?? DEFAULT, message, a?.spelled);
+    };
+    let problems: ConfigProblem[] = [];
+    try {
+      new ViTConfig(m);
+    } catch (e) {
+      if (!(e instanceof ViTConfigError)) throw e;
+      problems = e.problems;
+    }
+    for (const p of problems) {
+      // a problem across fields goes to the first of them that was set explicitly
+      report(p.fields.find((f) => setBy(f)) ?? p.fields[0], p.expected ? `expected ${p.expected}, got ${describe(p.value)}` : p.message);
+    }
+    const bad = new Set(problems.flatMap((p) => p.fields));
+    for (const f of ['image_size', 'patch_size']) {
+      const v = m[f];
+      if (bad.has(f) || !Array.isArray(v)) continue;
+      if (v[0] === v[1]) m[f] = v[0];
+      else report(f, `expected a square size (the loader makes square images), got ${describe(v)}`);
+    }
+    if (!bad.has('num_channels') && m.num_channels !== 3) report('num_channels', `expected 3 (the loader makes RGB images), got ${describe(m.num_channels)}`);
   }
 
   private applyAugment(a: Assignment, sub: string | undefined): void {
@@ -717,15 +670,10 @@ class Draft {
       problem('download', `"download" and "synthetic" both ask for the training data; choose one (synthetic is set in ${sourceOf('synthetic')})`);
     }
 
-    // image_size (top level) wins over the model's, and must suit the patch size.
+    // image_size (top level) wins over the model's.
     if (v.image_size !== null) this.model.image_size = v.image_size as number;
+    this.checkModel();
     const m = this.model;
-    if (m.image_size % m.patch_size !== 0) {
-      problem(v.image_size !== null ? 'image_size' : 'model', `image size ${m.image_size} is not a multiple of model.patch_size ${m.patch_size}`);
-    }
-    if (m.hidden_size % m.num_attention_heads !== 0) {
-      problem('model', `model.hidden_size ${m.hidden_size} is not a multiple of model.num_attention_heads ${m.num_attention_heads}`);
-    }
 
     // A separate validation folder replaces the split.
     if (v.val_dir !== null) v.val_split = 0;

@@ -33,10 +33,29 @@ export interface ViTConfigInit {
   [extra: string]: unknown;
 }
 
+/** One thing wrong with a config: the fields involved, the message, and for a single field's
+ *  type or range what was expected and the value found. */
+export interface ConfigProblem {
+  fields: string[];
+  message: string;
+  expected?: string;
+  value?: unknown;
+}
+
+/** A config that transformers would not accept; `problems` lists every one found. */
+export class ViTConfigError extends Error {
+  constructor(readonly source: string, readonly problems: ConfigProblem[]) {
+    super(problems.length === 1
+      ? `${source}: ${problems[0].message}`
+      : `${source}: ${problems.length} problems: ${problems.map((p) => p.message).join('; ')}`);
+    this.name = 'ViTConfigError';
+  }
+}
+
 const ALLOWED_PROBLEM_TYPES: readonly ProblemType[] = ['regression', 'single_label_classification', 'multi_label_classification'];
 
-/** Fields with their own handling; everything else in the input goes to `extra`. */
-const KNOWN_FIELDS = new Set([
+/** Fields with their own handling (and checks); everything else in the input goes to `extra`. */
+export const VIT_CONFIG_FIELDS: ReadonlySet<string> = new Set([
   'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
   'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps',
   'image_size', 'patch_size', 'num_channels', 'qkv_bias', 'encoder_stride', 'pooler_output_size',
@@ -69,12 +88,14 @@ export class ViTConfig {
   /** fields this class does not model (torch_dtype, transformers_version, ...), written back by toJSON */
   readonly extra: Readonly<Record<string, unknown>>;
 
-  /** `source` names where the values come from (a file path) in error messages. */
+  /**
+   * `source` names where the values come from (a file path) in error messages. Throws a
+   * ViTConfigError listing every problem: each field's, then (when those are fine) the checks
+   * across fields.
+   */
   constructor(init: ViTConfigInit = {}, source = 'ViTConfig') {
-    const v = new Validator(init, source);
-    if (init.model_type !== undefined && init.model_type !== 'vit') {
-      v.fail('model_type', `"vit" (this is a ViTConfig)`);
-    }
+    const v = new Validator(init);
+    v.modelType();
     this.hidden_size = v.positiveInt('hidden_size', 768);
     this.num_hidden_layers = v.positiveInt('num_hidden_layers', 12);
     this.num_attention_heads = v.positiveInt('num_attention_heads', 12);
@@ -97,16 +118,19 @@ export class ViTConfig {
     this.problem_type = v.problemType();
     this.architectures = v.architectures();
 
-    if (this.hidden_size % this.num_attention_heads !== 0) {
-      throw new Error(`${source}: The hidden size (${this.hidden_size}) is not a multiple of the number of attention heads (${this.num_attention_heads})`);
+    if (v.problems.length === 0) {
+      if (this.hidden_size % this.num_attention_heads !== 0) {
+        v.problems.push({ fields: ['hidden_size', 'num_attention_heads'], message: `The hidden size (${this.hidden_size}) is not a multiple of the number of attention heads (${this.num_attention_heads})` });
+      }
+      const [h, w] = this.imageHW, [ph, pw] = this.patchHW;
+      if (h % ph !== 0 || w % pw !== 0) {
+        v.problems.push({ fields: ['image_size', 'patch_size'], message: `The image size (${fmtSize(this.image_size)}) is not a multiple of the patch size (${fmtSize(this.patch_size)})` });
+      }
     }
-    const [h, w] = this.imageHW, [ph, pw] = this.patchHW;
-    if (h % ph !== 0 || w % pw !== 0) {
-      throw new Error(`${source}: The image size (${fmtSize(this.image_size)}) is not a multiple of the patch size (${fmtSize(this.patch_size)})`);
-    }
+    if (v.problems.length) throw new ViTConfigError(source, v.problems);
 
     const extra: Record<string, unknown> = {};
-    for (const [k, val] of Object.entries(init)) if (!KNOWN_FIELDS.has(k) && val !== undefined) extra[k] = val;
+    for (const [k, val] of Object.entries(init)) if (!VIT_CONFIG_FIELDS.has(k) && val !== undefined) extra[k] = val;
     this.extra = extra;
   }
 
@@ -185,30 +209,68 @@ function describe(v: unknown): string {
   return `${String(v)} (${typeof v})`;
 }
 
-/** Reads and checks each field of a ViTConfigInit; errors name the source, the field and what was expected. */
-class Validator {
-  constructor(private readonly init: ViTConfigInit, private readonly source: string) {}
+/** A field's problem, thrown inside one reader and recorded by `Validator.read`. */
+class Rejected extends Error {
+  constructor(readonly problem: ConfigProblem) {
+    super(problem.message);
+  }
+}
 
-  fail(field: string, expected: string, value: unknown = this.init[field]): never {
-    throw new Error(`${this.source}: ${field} must be ${expected}, got ${describe(value)}`);
+/**
+ * Reads and checks each field of a ViTConfigInit. A bad field is recorded in `problems` (naming
+ * the field and what was expected) and its default used, so that every field gets checked.
+ */
+class Validator {
+  readonly problems: ConfigProblem[] = [];
+
+  constructor(private readonly init: ViTConfigInit) {}
+
+  private fail(field: string, expected: string, value: unknown = this.init[field]): never {
+    throw new Rejected({ fields: [field], message: `${field} must be ${expected}, got ${describe(value)}`, expected, value });
+  }
+
+  private reject(fields: string[], message: string): never {
+    throw new Rejected({ fields, message });
+  }
+
+  /** The value `read` returns, or `fallback` with its problem recorded. */
+  private read<T>(fallback: T, read: () => T): T {
+    try {
+      return read();
+    } catch (e) {
+      if (!(e instanceof Rejected)) throw e;
+      this.problems.push(e.problem);
+      return fallback;
+    }
   }
 
   private get(field: string): unknown {
     return this.init[field];
   }
 
+  modelType(): void {
+    this.read(undefined, () => {
+      const v = this.get('model_type');
+      if (v !== undefined && v !== 'vit') this.fail('model_type', `"vit" (this is a ViTConfig)`);
+    });
+  }
+
   positiveInt(field: string, fallback: number): number {
-    const v = this.get(field);
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(field, 'a positive integer');
-    return v as number;
+    return this.read(fallback, () => {
+      const v = this.get(field);
+      if (v === undefined) return fallback;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(field, 'a positive integer');
+      return v;
+    });
   }
 
   number(field: string, fallback: number, ok: (x: number) => boolean, expected: string): number {
-    const v = this.get(field);
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) this.fail(field, expected);
-    return v as number;
+    return this.read(fallback, () => {
+      const v = this.get(field);
+      if (v === undefined) return fallback;
+      if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) this.fail(field, expected);
+      return v;
+    });
   }
 
   probability(field: string, fallback: number): number {
@@ -216,49 +278,59 @@ class Validator {
   }
 
   boolean(field: string, fallback: boolean): boolean {
-    const v = this.get(field);
-    if (v === undefined) return fallback;
-    if (typeof v !== 'boolean') this.fail(field, 'true or false');
-    return v as boolean;
+    return this.read(fallback, () => {
+      const v = this.get(field);
+      if (v === undefined) return fallback;
+      if (typeof v !== 'boolean') this.fail(field, 'true or false');
+      return v;
+    });
   }
 
   string(field: string, fallback: string): string {
-    const v = this.get(field);
-    if (v === undefined) return fallback;
-    if (typeof v !== 'string') this.fail(field, 'a string');
-    return v as string;
+    return this.read(fallback, () => {
+      const v = this.get(field);
+      if (v === undefined) return fallback;
+      if (typeof v !== 'string') this.fail(field, 'a string');
+      return v;
+    });
   }
 
   hiddenAct(): 'gelu' {
     const v = this.string('hidden_act', 'gelu');
-    if (v !== 'gelu') {
-      throw new Error(`${this.source}: hidden_act "${v}" is not supported: only the exact-erf "gelu" ` +
-        `(0.5·x·(1 + erf(x/√2)), HF's "gelu") is implemented`);
-    }
-    return v;
+    return this.read('gelu', () => {
+      if (v !== 'gelu') {
+        this.reject(['hidden_act'], `hidden_act "${v}" is not supported: only the exact-erf "gelu" ` +
+          `(0.5·x·(1 + erf(x/√2)), HF's "gelu") is implemented`);
+      }
+      return 'gelu';
+    });
   }
 
   /** An int or an [h, w] pair of ints, as HF accepts for image_size and patch_size. */
   size(field: string, fallback: number): SizeSpec {
-    const v = this.get(field);
-    if (v === undefined) return fallback;
-    const isPosInt = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
-    if (isPosInt(v)) return v as number;
-    if (Array.isArray(v) && v.length === 2 && v.every(isPosInt)) return [v[0], v[1]] as const;
-    return this.fail(field, 'a positive integer or an [height, width] pair of positive integers');
+    return this.read<SizeSpec>(fallback, () => {
+      const v = this.get(field);
+      if (v === undefined) return fallback;
+      const isPosInt = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+      if (isPosInt(v)) return v as number;
+      if (Array.isArray(v) && v.length === 2 && v.every(isPosInt)) return [v[0], v[1]] as const;
+      return this.fail(field, 'a positive integer or an [height, width] pair of positive integers');
+    });
   }
 
   /** id2label from the input, or LABEL_i for num_labels (default 2) as HF's PretrainedConfig. */
   id2label(): Record<number, string> {
+    const labels = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [i, `LABEL_${i}`]));
+    return this.read(labels(2), () => this.readId2label(labels));
+  }
+
+  private readId2label(labels: (n: number) => Record<number, string>): Record<number, string> {
     const given = this.get('id2label');
     const numLabels = this.get('num_labels');
     if (numLabels !== undefined && (typeof numLabels !== 'number' || !Number.isSafeInteger(numLabels) || numLabels <= 0)) {
       this.fail('num_labels', 'a positive integer');
     }
-    if (given === undefined || given === null) {
-      const n = (numLabels as number | undefined) ?? 2;
-      return Object.fromEntries(Array.from({ length: n }, (_, i) => [i, `LABEL_${i}`]));
-    }
+    if (given === undefined || given === null) return labels((numLabels as number | undefined) ?? 2);
     if (typeof given !== 'object' || Array.isArray(given)) this.fail('id2label', 'an object {"0": "name", ...}');
     const entries = Object.entries(given as Record<string, unknown>);
     const out: Record<number, string> = {};
@@ -272,17 +344,20 @@ class Validator {
     }
     if (entries.length === 0) this.fail('id2label', 'a non-empty object', given);
     if (numLabels !== undefined && numLabels !== entries.length) {
-      throw new Error(`${this.source}: num_labels=${numLabels} is incompatible with the id2label map of length ${entries.length}`);
+      this.reject(['num_labels', 'id2label'], `num_labels=${numLabels} is incompatible with the id2label map of length ${entries.length}`);
     }
     return out;
   }
 
   /** label2id as given (HF keeps it even when label names repeat), else inverted id2label. */
   label2id(id2label: Record<number, string>): Record<string, number> {
+    const inverted = Object.fromEntries(Object.entries(id2label).map(([i, name]) => [name, Number(i)]));
+    return this.read(inverted, () => this.readLabel2id(inverted));
+  }
+
+  private readLabel2id(inverted: Record<string, number>): Record<string, number> {
     const given = this.get('label2id');
-    if (given === undefined || given === null) {
-      return Object.fromEntries(Object.entries(id2label).map(([i, name]) => [name, Number(i)]));
-    }
+    if (given === undefined || given === null) return inverted;
     if (typeof given !== 'object' || Array.isArray(given)) this.fail('label2id', 'an object {"name": index, ...}');
     const out: Record<string, number> = {};
     for (const [name, index] of Object.entries(given as Record<string, unknown>)) {
@@ -295,19 +370,23 @@ class Validator {
   }
 
   problemType(): ProblemType | null {
-    const v = this.get('problem_type');
-    if (v === undefined || v === null) return null;
-    if (!ALLOWED_PROBLEM_TYPES.includes(v as ProblemType)) {
-      throw new Error(`${this.source}: The config parameter \`problem_type\` was not understood: received ${describe(v)} ` +
-        `but only 'regression', 'single_label_classification' and 'multi_label_classification' are valid.`);
-    }
-    return v as ProblemType;
+    return this.read(null, () => {
+      const v = this.get('problem_type');
+      if (v === undefined || v === null) return null;
+      if (!ALLOWED_PROBLEM_TYPES.includes(v as ProblemType)) {
+        this.reject(['problem_type'], `The config parameter \`problem_type\` was not understood: received ${describe(v)} ` +
+          `but only 'regression', 'single_label_classification' and 'multi_label_classification' are valid.`);
+      }
+      return v as ProblemType;
+    });
   }
 
   architectures(): string[] | null {
-    const v = this.get('architectures');
-    if (v === undefined || v === null) return null;
-    if (!Array.isArray(v) || !v.every((a) => typeof a === 'string')) this.fail('architectures', 'an array of strings');
-    return [...(v as string[])];
+    return this.read(null, () => {
+      const v = this.get('architectures');
+      if (v === undefined || v === null) return null;
+      if (!Array.isArray(v) || !v.every((a) => typeof a === 'string')) this.fail('architectures', 'an array of strings');
+      return [...(v as string[])];
+    });
   }
 }
