@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 // Public API of vitcatsvdogs, platform-neutral: nothing in this module's import graph imports a Node
 // module, so it bundles for the browser as it is (Device.create() finds navigator.gpu there). In Node
 // the package's Node entry (src/node.ts) re-exports all of this and registers Dawn's bindings.
