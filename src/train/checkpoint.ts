@@ -16,10 +16,19 @@ import type { AdamW, AdamWState } from '../optim/adamw.ts';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { readFileBytes } from '../io/files-node.ts';
 
+/** The trainer's checkpoints in out_dir: the latest (every epoch) and the best (by val_acc). */
+export const LAST_DIR = 'last';
+export const BEST_DIR = 'best';
+
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 export const STATE_FORMAT = 'vitcatsvdogs-trainer/1';
+
+/** Class names compared loosely, so "cats" (folders), "cat" (Kaggle names) and "Cat" (PetImages) meet. */
+export function classKey(name: string): string {
+  return name.toLowerCase().replace(/s$/, '');
+}
 
 /** One epoch's numbers, as metrics.jsonl stores them (null: not measured that epoch). */
 export interface EpochRecord {

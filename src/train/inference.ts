@@ -12,8 +12,7 @@ import { resizeRgb, resizeSquare } from '../data/resize.ts';
 import { centerCropRect, sampleToTensor } from '../data/augment.ts';
 import { scanDataset } from '../data/layouts.ts';
 import { ImageLoader, defaultCacheSize } from '../data/loader.ts';
-import { readPreprocessing, type Preprocessing } from './checkpoint.ts';
-import { BEST_DIR, LAST_DIR, classKey } from './trainer.ts';
+import { BEST_DIR, LAST_DIR, classKey, readPreprocessing, type Preprocessing } from './checkpoint.ts';
 
 export interface Classifier {
   model: ViTForImageClassification;
