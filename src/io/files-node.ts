@@ -1,5 +1,6 @@
 // Node-only file IO: reading bytes, atomic writes, and HF-style checkpoint folders
 // (config.json + model.safetensors).
+import { existsSync, readdirSync } from 'node:fs';
 import { open, readFile, rename, rm, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -76,8 +77,40 @@ export interface Checkpoint {
   weightsPath: string;
 }
 
+/**
+ * A checkpoint folder replaced as a whole (src/train/checkpoint.ts replaceDir) passes through two
+ * hidden siblings: `.<name>.tmp-*`, the new one being written, complete once its config.json (written
+ * last) is there, and `.<name>.old-*`, the previous one moved aside until the new one is renamed in.
+ */
+export function replacementDir(dir: string, kind: 'tmp' | 'old'): string {
+  return join(dirname(dir), `.${basename(dir)}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * `dir`, or where a crash between the two renames of a replacement left it missing, the complete
+ * checkpoint beside it: the new one, else the old one (the trainer clears such leftovers before it
+ * writes again, so there is at most one of each). `dir` itself when there is none.
+ */
+export function findCheckpointDir(dir: string): string {
+  if (existsSync(dir)) return dir;
+  const parent = dirname(dir), prefix = `.${basename(dir)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return dir;
+  }
+  const complete = (kind: 'tmp' | 'old') => names
+    .filter((f) => f.startsWith(`${prefix}${kind}-`))
+    .map((f) => join(parent, f, CONFIG_FILE))
+    .filter((config) => existsSync(config))
+    .map((config) => dirname(config));
+  return complete('tmp')[0] ?? complete('old')[0] ?? dir;
+}
+
 /** Reads an HF checkpoint folder: config.json (ViTConfig) and model.safetensors. */
 export async function readCheckpointDir(dir: string): Promise<Checkpoint> {
+  dir = findCheckpointDir(dir);
   const dirStat = await stat(dir).catch((err) => { throw fileError('Cannot open checkpoint directory', dir, err); });
   if (!dirStat.isDirectory()) throw new Error(`Checkpoint ${dir} is not a directory`);
 

@@ -12,6 +12,7 @@ import { resizeRgb, resizeSquare } from '../data/resize.ts';
 import { centerCropRect, sampleToTensor } from '../data/augment.ts';
 import { scanDataset } from '../data/layouts.ts';
 import { ImageLoader, defaultCacheSize } from '../data/loader.ts';
+import { findCheckpointDir } from '../io/files-node.ts';
 import { BEST_DIR, LAST_DIR, classKey, readPreprocessing, type Preprocessing } from './checkpoint.ts';
 
 export interface Classifier {
@@ -29,9 +30,9 @@ export interface Classifier {
  * checkpoint is used. Preprocessing comes from preprocessor_config.json (mean/std 0.5 without one).
  */
 export async function loadClassifier(dir: string, opts: { cropPct?: number } = {}): Promise<Classifier> {
-  let ckpt = dir;
-  if (!existsSync(join(dir, 'config.json'))) {
-    const sub = [BEST_DIR, LAST_DIR].map((d) => join(dir, d)).find((d) => existsSync(join(d, 'config.json')));
+  let ckpt = findCheckpointDir(dir); // a crash mid-replacement may have left the folder beside it
+  if (!existsSync(join(ckpt, 'config.json'))) {
+    const sub = [BEST_DIR, LAST_DIR].map((d) => findCheckpointDir(join(dir, d))).find((d) => existsSync(join(d, 'config.json')));
     if (!sub) throw new Error(`--checkpoint ${dir}: no config.json there, nor in ${BEST_DIR}/ or ${LAST_DIR}/ (expected a checkpoint folder or a training out_dir)`);
     ckpt = sub;
   }

@@ -18,7 +18,7 @@ import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
 import { ViTConfig } from '../vit/config.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
 import { AdamW, type AdamWState } from '../optim/adamw.ts';
-import { writeFileAtomic } from '../io/files-node.ts';
+import { findCheckpointDir, writeFileAtomic } from '../io/files-node.ts';
 import { scanDataset, type DataItem, type Dataset } from '../data/layouts.ts';
 import { stratifiedSplit } from '../data/split.ts';
 import { ImageLoader, type Batch } from '../data/loader.ts';
@@ -38,7 +38,7 @@ export const PLOT_FILE = 'plot.png';
 /** What the trainer writes into out_dir; --overwrite removes these and nothing else. */
 export const OWNED_ENTRIES = [LAST_DIR, BEST_DIR, METRICS_FILE, PLOT_FILE];
 
-/** A problem found before training starts (nothing in out_dir has been touched). */
+/** A problem found before training starts (out_dir is left as it was). */
 export class TrainerError extends Error {
   constructor(message: string) {
     super(message);
@@ -194,7 +194,7 @@ function loadData(p: TrainParams, log: (s: string) => void): Data {
   return { classes: train.classes, train: trainItems, val, counts: per };
 }
 
-/** Refuses to touch an out_dir holding another run; returns the entries of a run there. */
+/** Refuses to touch an out_dir holding another run; returns the entries of a run there. Reads only. */
 function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
   const dir = p.out_dir;
   if (p.resume && overwrite) throw new TrainerError('--resume and --overwrite contradict each other: choose one');
@@ -202,17 +202,12 @@ function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
     if (p.resume) throw new TrainerError(`nothing to resume: out_dir ${dir} does not exist`);
     return [];
   }
-  recoverCheckpointDir(join(dir, LAST_DIR));
-  recoverCheckpointDir(join(dir, BEST_DIR));
-  const present = OWNED_ENTRIES.filter((e) => existsSync(join(dir, e)));
-  if (p.resume) {
-    if (!existsSync(join(dir, LAST_DIR, 'trainer_state.json'))) {
-      throw new TrainerError(`nothing to resume: out_dir ${dir} has no checkpoint ${LAST_DIR}/ (run without --resume to start a new run)`);
-    }
-  } else if (present.length > 0 && !overwrite) {
+  // (a checkpoint that a crash left beside its folder counts as there)
+  const present = OWNED_ENTRIES.filter((e) => existsSync(findCheckpointDir(join(dir, e))));
+  if (!p.resume && present.length > 0 && !overwrite) {
     let what = '';
     try {
-      const st = readTrainerState(join(dir, LAST_DIR));
+      const st = readTrainerState(findCheckpointDir(join(dir, LAST_DIR)));
       what = ` (${st.epoch} epoch${st.epoch === 1 ? '' : 's'} done of ${String(st.params.epochs)})`;
     } catch {
       // not readable: say only what is there
@@ -225,14 +220,15 @@ function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
   return present;
 }
 
-/** What --resume continues from: the checkpoint in out_dir/last/. */
+/** What --resume continues from: the checkpoint in out_dir/last/ (or the one a crash left beside it). */
 interface ResumePoint {
   dir: string;
   state: TrainerState;
 }
 
 function readResumePoint(outDir: string): ResumePoint {
-  const dir = join(outDir, LAST_DIR);
+  const dir = findCheckpointDir(join(outDir, LAST_DIR));
+  if (!existsSync(dir)) throw new TrainerError(`nothing to resume: out_dir ${outDir} has no checkpoint ${LAST_DIR}/ (run without --resume to start a new run)`);
   try {
     return { dir, state: readTrainerState(dir) };
   } catch (e) {
@@ -355,8 +351,12 @@ async function prepareLoader(loader: ImageLoader, label: string, progress: Progr
   (bar as ProgressBar | null)?.done();
 }
 
-/** The first write to out_dir: --overwrite removes the old run's entries, and the folder is made. */
+/**
+ * The first write to out_dir: a checkpoint replacement a crash interrupted is finished or undone,
+ * --overwrite removes the old run's entries, and the folder is made.
+ */
 function openOutDir(p: TrainParams, present: string[], overwrite: boolean): void {
+  for (const d of [LAST_DIR, BEST_DIR]) recoverCheckpointDir(join(p.out_dir, d));
   if (overwrite) for (const e of present) rmSync(join(p.out_dir, e), { recursive: true, force: true });
   mkdirSync(p.out_dir, { recursive: true });
 }
