@@ -10,8 +10,8 @@
 //
 // Losses and predictions come back to the host one step late: the read of step s is queued before
 // step s + 1 is dispatched and awaited after it, so the GPU always has the next step to run.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Tensor, tidy } from '../tensor.ts';
 import { noGrad } from '../autograd.ts';
 import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
@@ -220,6 +220,24 @@ function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
   return present;
 }
 
+/**
+ * Fails now rather than at the first checkpoint, an epoch later, when out_dir cannot be written: the
+ * nearest of it and its parents that exists must be a folder that access() lets us write and that
+ * really takes a new entry (a probe folder, removed at once; access() says yes to root even where
+ * nobody can write, as in /sys).
+ */
+function checkWritable(outDir: string): void {
+  let existing = resolve(outDir);
+  while (!existsSync(existing)) existing = dirname(existing);
+  if (!statSync(existing).isDirectory()) throw new TrainerError(`out_dir ${outDir}: ${existing} is a file, not a folder`);
+  try {
+    accessSync(existing, constants.W_OK | constants.X_OK);
+    rmdirSync(mkdtempSync(join(existing, '.write-test-')));
+  } catch (e) {
+    throw new TrainerError(`out_dir ${outDir}: cannot write in ${existing} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --out-dir`);
+  }
+}
+
 /** What --resume continues from: the checkpoint in out_dir/last/ (or the one a crash left beside it). */
 interface ResumePoint {
   dir: string;
@@ -309,6 +327,7 @@ interface Setup {
 
 async function setUp(p: TrainParams, overwrite: boolean, io: RunIO): Promise<Setup> {
   const present = checkOutDir(p, overwrite);
+  checkWritable(p.out_dir);
   const resume = p.resume ? readResumePoint(p.out_dir) : null;
   const data = await prepareData(p, io.progress, io.log);
   const model = await buildModel(p, data, resume);
