@@ -5,10 +5,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../examples/catsvdogs.ts';
+import { Device } from '../src/gpu/device.ts';
+import { Tensor, tidy } from '../src/tensor.ts';
+import { ViTConfig } from '../src/vit/config.ts';
+import { ViTForImageClassification } from '../src/vit/modeling.ts';
+import { AdamW } from '../src/optim/adamw.ts';
+import { stepMemory } from '../src/train/trainer.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-startup-'));
 const TINY = { preset: 'vit-nano-32', image_size: 16, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64 };
@@ -56,6 +62,99 @@ test('an out_dir that cannot be written fails before training, naming it', async
   assert.is(sys.code, 2, sys.err);
   assert.match(sys.err, /out_dir \/sys: cannot write in \/sys \(E[A-Z]+\)/);
   assert.is(sys.steps.length, 0, 'it trained before finding out');
+});
+
+/** Runs one training step of `config` at `batch`; returns its largest buffer and its peak memory (bytes). */
+async function measureStep(config: Record<string, unknown>, batch: number): Promise<{ largest: number; peak: number }> {
+  const device = Device.default, pool = device.pool;
+  const acquire = pool.acquire;
+  let largest = 0;
+  pool.acquire = (bytes: number) => {
+    largest = Math.max(largest, bytes);
+    return acquire.call(pool, bytes);
+  };
+  const base = device.memoryStats().bytesInUse;
+  pool.resetPeak();
+  try {
+    const model = new ViTForImageClassification(new ViTConfig(config as any));
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const S = model.config.imageHW[0];
+    try {
+      for (let i = 0; i < 2; i++) { // the second step has the AdamW moments too
+        const loss = tidy(() => {
+          const o = model.forward(Tensor.fromArray(new Float32Array(batch * 3 * S * S).fill(0.5), [batch, 3, S, S]), { labels: new Int32Array(batch) });
+          o.loss!.backward();
+          opt.step();
+          opt.zeroGrad();
+          return o.loss!;
+        });
+        await loss.toArray();
+        loss.dispose();
+      }
+    } finally {
+      opt.dispose();
+      model.dispose();
+    }
+  } finally {
+    pool.acquire = acquire;
+  }
+  return { largest, peak: device.memoryStats().peakBytesInUse - base };
+}
+
+test('stepMemory: the napkin sizes bound the real buffers of a training step', async () => {
+  const configs = [
+    { ...TINY, patch_size: 4, num_labels: 2 }, // attention scores the largest
+    { image_size: 32, patch_size: 8, hidden_size: 32, num_hidden_layers: 3, num_attention_heads: 2, intermediate_size: 512, num_labels: 2 }, // the MLP
+  ];
+  for (const c of configs) {
+    for (const batch of [4, 16]) {
+      const real = await measureStep(c, batch);
+      const est = stepMemory(new ViTConfig(c as any), batch);
+      const what = `${JSON.stringify(c)} batch ${batch}: estimated ${est.largest} / ${est.total}, measured ${real.largest} / ${real.peak}`;
+      assert.ok(est.largest >= real.largest && est.largest <= 2 * real.largest, `largest buffer, ${what}`);
+      assert.ok(est.total >= real.peak && est.total <= 2 * real.peak, `total, ${what}`);
+    }
+  }
+});
+
+test('a batch too large for the device is refused up front, with the most that fits; out_dir is not made', async () => {
+  const out = join(root, 'run-huge');
+  const huge = await run(['--out-dir', out, '--batch-size', '1000000000']);
+  assert.is(huge.code, 2, huge.err);
+  assert.match(huge.err, /batch_size 1000000000 is too large for this device: one training step's largest buffer, the attention scores \(batch × heads × tokens × tokens\), would take [\d.]+ GiB, past the device's max\w+ of [\d.]+ [MG]iB; batch_size \d+ at most/);
+  assert.not.match(huge.err, /Invalid typed array length/);
+  assert.ok(!existsSync(out));
+  const most = Number(/batch_size (\d+) at most/.exec(huge.err)![1]);
+  const over = await run(['--out-dir', out, '--batch-size', String(most + 1)]);
+  assert.is(over.code, 2, over.err);
+  assert.match(over.err, `batch_size ${most} at most`);
+  assert.ok(!existsSync(out));
+  const fits = await run(['--out-dir', out, '--batch-size', String(most)]);
+  assert.is(fits.code, 0, fits.err);
+  rmSync(out, { recursive: true });
+
+  // more memory than the machine has (a CPU device's memory is the machine's): many layers, a batch that fits the buffers
+  const perLayer = stepMemory(new ViTConfig({ ...TINY, num_hidden_layers: 2, num_labels: 2 } as any), most).total - stepMemory(new ViTConfig({ ...TINY, num_hidden_layers: 1, num_labels: 2 } as any), most).total;
+  const layers = Math.ceil(totalmem() / perLayer) + 1;
+  const deep = await run(['--out-dir', out, '--batch-size', String(most), '--model.num_hidden_layers', String(layers)]);
+  if (Device.default.isCPU) {
+    assert.is(deep.code, 2, deep.err);
+    assert.match(deep.err, new RegExp(`batch_size ${most} is too large for this machine: one training step needs about [\\d.]+ GiB \\(the activations of ${layers} layers\\), more than its [\\d.]+ GiB of memory; batch_size \\d+ at most`));
+    assert.ok(!existsSync(out));
+  }
+});
+
+test('a NaN loss, or Ctrl-C before the first step, in a new run leaves no out_dir behind', async () => {
+  const out = join(root, 'run-nan');
+  const nan = await run(['--out-dir', out, '--lr', '1e38']);
+  assert.is(nan.code, 1, nan.err);
+  assert.match(nan.err, /the loss is not finite.*No checkpoint had been saved yet/);
+  assert.ok(!existsSync(out), 'an empty out_dir was left');
+  const nested = join(root, 'new-parent', 'run');
+  const stopped = await run(['--out-dir', nested], () => true);
+  assert.is(stopped.code, 130, stopped.err);
+  assert.is(stopped.steps.length, 0);
+  assert.ok(!existsSync(join(root, 'new-parent')), 'the folders made for out_dir were left');
 });
 
 test.run();

@@ -12,6 +12,7 @@
 // step s + 1 is dispatched and awaited after it, so the GPU always has the next step to run.
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import { Tensor, tidy } from '../tensor.ts';
 import { noGrad } from '../autograd.ts';
 import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
@@ -38,7 +39,7 @@ export const PLOT_FILE = 'plot.png';
 /** What the trainer writes into out_dir; --overwrite removes these and nothing else. */
 export const OWNED_ENTRIES = [LAST_DIR, BEST_DIR, METRICS_FILE, PLOT_FILE];
 
-/** A problem found before training starts (out_dir is left as it was). */
+/** A problem found before training starts (out_dir is left as it was, or not created). */
 export class TrainerError extends Error {
   constructor(message: string) {
     super(message);
@@ -300,6 +301,55 @@ async function buildModel(p: TrainParams, data: Data, resume: ResumePoint | null
   return new ViTForImageClassification(new ViTConfig(init as any));
 }
 
+/**
+ * Napkin sizes in bytes of one training step of a ViT on `batch` images. `largest`: its biggest
+ * buffer, the attention scores B·H·S·S' (S tokens, S' = S rounded up to 64 as the texture matmul pads
+ * the rows; an over-estimate where it does not), the MLP's B·S·I or the pixels B·3·HW. `total`: the
+ * parameters with their gradients and AdamW moments, plus what each layer keeps for the backward pass
+ * (about 10 B·S·D + 2 B·S·I + 2 scores) and one layer more for the gradients being computed.
+ */
+export function stepMemory(c: ViTConfig, batch: number): { largest: number; largestName: string; total: number } {
+  const [h, w] = c.imageHW, [ph, pw] = c.patchHW, C = c.num_channels;
+  const S = (h / ph) * (w / pw) + 1, D = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads, L = c.num_hidden_layers;
+  const scores = H * S * Math.ceil(S / 64) * 64, mlp = S * I, pixels = C * h * w;
+  const [largestName, perImage] = [
+    ['the attention scores (batch × heads × tokens × tokens)', scores],
+    ['the MLP activations (batch × tokens × intermediate_size)', mlp],
+    ['the pixels (batch × channels × image_size²)', pixels],
+  ].reduce((a, b) => (b[1] > a[1] ? b : a)) as [string, number];
+  const params = D * (C * ph * pw + S + 1) + L * (4 * D * D + 2 * D * I + 9 * D + I) + D * (c.numLabels + 2);
+  const perLayer = 10 * S * D + 2 * S * I + 2 * scores;
+  const total = 4 * (4 * params + batch * ((L + 1) * perLayer + 2 * pixels + 2 * S * D));
+  return { largest: 4 * batch * perImage, largestName, total };
+}
+
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
+
+/**
+ * Refuses a batch_size whose training step cannot run: a buffer past the device's binding limit, or
+ * (on a CPU device, whose memory is the machine's; WebGPU does not tell a GPU's) more memory than the
+ * machine has. Both grow linearly with the batch, so the message can say what fits.
+ */
+function checkBatchFits(model: ViTForImageClassification, batch: number): void {
+  const device = model.parameters()[0].device, limits = device.gpu.limits;
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const limitName = limit === limits.maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
+  const step = stepMemory(model.config, batch), one = stepMemory(model.config, 1), none = stepMemory(model.config, 0);
+  if (step.largest > limit) {
+    throw new TrainerError(
+      `batch_size ${batch} is too large for this device: one training step's largest buffer, ${step.largestName}, ` +
+      `would take ${gib(step.largest)}, past the device's ${limitName} of ${gib(limit)}; batch_size ${Math.floor(limit / one.largest)} at most`,
+    );
+  }
+  if (device.isCPU && step.total > totalmem()) {
+    throw new TrainerError(
+      `batch_size ${batch} is too large for this machine: one training step needs about ${gib(step.total)} ` +
+      `(the activations of ${model.config.num_hidden_layers} layers), more than its ${gib(totalmem())} of memory; ` +
+      `batch_size ${Math.max(0, Math.floor((totalmem() - none.total) / (one.total - none.total)))} at most`,
+    );
+  }
+}
+
 /** Where train() reports, and what it polls. */
 interface RunIO {
   log: (line: string) => void;
@@ -333,6 +383,7 @@ async function setUp(p: TrainParams, overwrite: boolean, io: RunIO): Promise<Set
   const model = await buildModel(p, data, resume);
   let optimizer: AdamW | null = null;
   try {
+    checkBatchFits(model, p.batch_size);
     const names = [...model.namedParameters()].map(([n]) => n);
     optimizer = new AdamW(model.parameters(), { lr: p.lr, weightDecay: p.weight_decay });
     let moments: AdamWState | null = null;
@@ -372,13 +423,28 @@ async function prepareLoader(loader: ImageLoader, label: string, progress: Progr
 
 /**
  * The first write to out_dir: a checkpoint replacement a crash interrupted is finished or undone,
- * --overwrite removes the old run's entries, and the folder is made.
+ * --overwrite removes the old run's entries, and the folder is made. Returns the first folder it
+ * created (out_dir or a parent), if any.
  */
-function openOutDir(p: TrainParams, present: string[], overwrite: boolean): void {
+function openOutDir(p: TrainParams, present: string[], overwrite: boolean): string | undefined {
   for (const d of [LAST_DIR, BEST_DIR]) recoverCheckpointDir(join(p.out_dir, d));
   if (overwrite) for (const e of present) rmSync(join(p.out_dir, e), { recursive: true, force: true });
-  mkdirSync(p.out_dir, { recursive: true });
+  return mkdirSync(p.out_dir, { recursive: true });
 }
+
+/** Removes out_dir again when the trainer made it and wrote nothing into it, up to the first folder it made. */
+function removeIfUnused(outDir: string, created: string | undefined): void {
+  if (!created) return;
+  for (let d = resolve(outDir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d); // only empty folders go
+    } catch {
+      return;
+    }
+    if (d === resolve(created) || d === dirname(d)) return;
+  }
+}
+
 
 function describeModel(c: ViTConfig, params: number, preset: string | null): string {
   const shape = `image ${c.image_size}, patch ${c.patch_size}, hidden ${c.hidden_size}, ${c.num_hidden_layers} layers, ${c.num_attention_heads} heads, MLP ${c.intermediate_size}`;
@@ -413,12 +479,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   const started = performance.now();
   const setup = await setUp(p, !!opts.overwrite, io);
-  let run: TrainingRun | null = null;
+  let run: TrainingRun | null = null, created: string | undefined;
   try {
     await prepareLoader(setup.trainLoader, 'Decoding training images', io.progress);
     await prepareLoader(setup.valLoader, 'Decoding validation images', io.progress);
     // Only now is out_dir written to.
-    openOutDir(p, setup.present, !!opts.overwrite);
+    created = openOutDir(p, setup.present, !!opts.overwrite);
     run = new TrainingRun(p, io, setup, started);
     return await run.run();
   } finally {
@@ -427,6 +493,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await setup.valLoader.close();
     setup.optimizer.dispose();
     setup.model.dispose();
+    removeIfUnused(p.out_dir, created);
   }
 }
 
