@@ -15,6 +15,7 @@ import { ViTConfig } from '../src/vit/config.ts';
 import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { stepMemory } from '../src/train/trainer.ts';
+import { readTrainerState } from '../src/train/checkpoint.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-startup-'));
 const TINY = { preset: 'vit-nano-32', image_size: 16, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64 };
@@ -155,6 +156,37 @@ test('a NaN loss, or Ctrl-C before the first step, in a new run leaves no out_di
   assert.is(stopped.code, 130, stopped.err);
   assert.is(stopped.steps.length, 0);
   assert.ok(!existsSync(join(root, 'new-parent')), 'the folders made for out_dir were left');
+});
+
+test('--resume with another batch_size continues at the same image: none skipped, none twice', async () => {
+  const out = join(root, 'run-bs');
+  // batch 8: stop after 2 steps (16 images)
+  const first = await run(['--out-dir', out], (s) => s.length >= 2);
+  assert.is(first.code, 130, first.err);
+  const statePath = join(out, 'last', 'trainer_state.json');
+  const saved = JSON.parse(readFileSync(statePath, 'utf8'));
+  assert.is(saved.step_in_epoch, 2);
+  assert.is(saved.partial.seen, 16);
+  // as a checkpoint from before images_in_epoch was saved: the position comes from step_in_epoch x batch_size
+  delete saved.images_in_epoch;
+  writeFileSync(statePath, JSON.stringify(saved));
+
+  // batch 6: its batches [0,6) [6,12) were done, of [12,18) only images 16 and 17 are left
+  const second = await run(['--out-dir', out, '--resume', '--batch-size', '6'], (s) => s.length >= 1);
+  assert.is(second.code, 130, second.err);
+  assert.equal(second.steps.map((s) => s.stepInEpoch), [3]);
+  let st = readTrainerState(join(out, 'last'));
+  assert.is(st.partial!.seen, 18);
+  assert.is(st.images_in_epoch, 18);
+
+  // to the end of the epoch: every training image seen exactly once
+  const train = Number(/(\d+) training images/.exec(first.out)![1]);
+  const third = await run(['--out-dir', out, '--resume', '--batch-size', '6'], (s) => s.length > 0 && s[s.length - 1].stepInEpoch === Math.ceil(train / 6));
+  assert.is(third.code, 130, third.err);
+  assert.is(third.steps[0].stepInEpoch, 4);
+  st = readTrainerState(join(out, 'last'));
+  assert.is(st.partial!.seen, train);
+  assert.is(st.images_in_epoch, train);
 });
 
 test.run();

@@ -59,6 +59,9 @@ export interface TrainerState {
   epoch: number;
   /** batches done in epoch `epoch + 1` (a checkpoint saved by Ctrl-C mid-epoch), else 0 */
   step_in_epoch: number;
+  /** training images done in epoch `epoch + 1`: where --resume continues, whatever its batch_size
+   *  (absent in older checkpoints: step_in_epoch batches of params.batch_size) */
+  images_in_epoch?: number;
   partial: PartialEpoch | null;
   /** optimizer steps taken */
   global_step: number;

@@ -445,7 +445,6 @@ function removeIfUnused(outDir: string, created: string | undefined): void {
   }
 }
 
-
 function describeModel(c: ViTConfig, params: number, preset: string | null): string {
   const shape = `image ${c.image_size}, patch ${c.patch_size}, hidden ${c.hidden_size}, ${c.num_hidden_layers} layers, ${c.num_attention_heads} heads, MLP ${c.intermediate_size}`;
   return `${preset ? `${preset} (${shape})` : shape}: ${(params / 1e6).toFixed(2)}M parameters`;
@@ -498,7 +497,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 }
 
 /** Where an epoch's training ended. */
-type EpochEnd = { status: 'done' | 'stopped'; step: number } | { status: 'diverged' };
+type EpochEnd = { status: 'done' | 'stopped'; step: number; images: number } | { status: 'diverged' };
 
 /** One training run once set up: the epochs, each trained, validated, and saved. */
 class TrainingRun {
@@ -506,8 +505,8 @@ class TrainingRun {
   private best: { epoch: number; val_acc: number } | null = null;
   private partial: PartialEpoch = { loss_sum: 0, correct: 0, seen: 0, seconds: 0 };
   private startEpoch = 1;
-  /** steps of startEpoch done before (resumed mid-epoch) */
-  private skipSteps = 0;
+  /** training images of startEpoch done before (resumed mid-epoch) */
+  private skipImages = 0;
   private readonly results = new LaggedResults();
   private readonly lastDir: string;
   private readonly bestDir: string;
@@ -588,7 +587,7 @@ class TrainingRun {
     return this.s.trainLoader.skipped.length + this.s.valLoader.skipped.length;
   }
 
-  /** Continues the saved run: optimizer, RNG, history, and the place in the epoch. */
+  /** Continues the saved run: optimizer, RNG, history, and the place in the epoch (in images). */
   private async restore(resume: ResumePoint, moments: AdamWState): Promise<void> {
     const { p, s, io } = this;
     const st = resume.state;
@@ -597,25 +596,27 @@ class TrainingRun {
     this.history = st.history;
     this.best = st.best;
     this.startEpoch = st.epoch + 1;
-    this.skipSteps = st.step_in_epoch;
+    // the position in images, so that a changed batch_size neither repeats nor skips any
+    this.skipImages = st.images_in_epoch ?? st.step_in_epoch * Number(st.params.batch_size);
     if (st.partial) this.partial = { ...st.partial };
     const now = paramsForState(p) as Record<string, unknown>;
     const changed = Object.keys(st.params).filter((k) => k !== 'file' && JSON.stringify(st.params[k]) !== JSON.stringify(now[k]));
     if (changed.length) io.log(`Resuming with changed parameters: ${changed.map((k) => `${k} ${JSON.stringify(st.params[k])} -> ${JSON.stringify((p as any)[k])}`).join('; ')}`);
     // metrics.jsonl holds exactly the checkpoint's epochs (a crash may have left it short).
     await writeFileAtomic(join(p.out_dir, METRICS_FILE), this.history.map(metricsLine).join(''));
-    io.log(`Resuming ${p.out_dir} at epoch ${this.startEpoch}${this.skipSteps ? `, step ${this.skipSteps + 1}` : ''} (optimizer step ${s.optimizer.stepCount})`);
+    const where = this.skipImages ? `, after ${Math.min(this.skipImages, s.trainLoader.size)} of its ${s.trainLoader.size} training images` : '';
+    io.log(`Resuming ${p.out_dir} at epoch ${this.startEpoch}${where} (optimizer step ${s.optimizer.stepCount})`);
   }
 
   /** The training steps of one epoch (from the resume point in the first); 'diverged' on a NaN/Inf loss. */
   private async trainEpoch(epoch: number, bar: ProgressBar | null): Promise<EpochEnd> {
     const { p, s, io, results } = this;
-    const skip = this.skipSteps;
-    this.skipSteps = 0;
-    if (skip) bar?.tick(Math.min(skip, this.stepsPerEpoch));
+    const skip = this.skipImages, size = s.trainLoader.size;
+    this.skipImages = 0;
+    if (skip > 0) bar?.tick(skip >= size ? this.stepsPerEpoch : Math.floor(skip / p.batch_size));
     s.model.train();
-    if (skip >= this.stepsPerEpoch) return { status: 'done', step: skip };
-    let step = 0, stopped = false, bad = false;
+    if (skip >= size) return { status: 'done', step: this.stepsPerEpoch, images: size };
+    let step = 0, images = 0, stopped = false, bad = false;
     const account = (stats: StepStats | null, atStep: number) => {
       if (!stats) return;
       if (!stats.finite) {
@@ -630,14 +631,13 @@ class TrainingRun {
       bar?.tick(1, { loss: this.partial.loss_sum / this.partial.seen, acc: this.partial.correct / this.partial.seen });
     };
     for await (const batch of s.trainLoader.batches(epoch)) {
-      if (step < skip) {
-        step++;
-        continue;
-      }
+      const before = images;
+      step++;
+      images += batch.labels.length;
+      if (images <= skip) continue; // all done before the resume point
       s.optimizer.lr = learningRate(s.optimizer.stepCount, this.schedule);
       results.begin();
-      const out = trainStep(s.model, s.optimizer, batch, s.preprocessing.imageSize, p.label_smoothing);
-      step++;
+      const out = trainStep(s.model, s.optimizer, withoutFirst(batch, Math.max(0, skip - before)), s.preprocessing.imageSize, p.label_smoothing);
       io.onStep?.({ epoch, stepInEpoch: step, globalStep: s.optimizer.stepCount });
       account(await results.settle(out), step - 1);
       if (bad) break;
@@ -648,7 +648,7 @@ class TrainingRun {
     }
     if (!bad) account(await results.settle(null), step);
     if (bad) return { status: 'diverged' };
-    return { status: stopped ? 'stopped' : 'done', step };
+    return { status: stopped ? 'stopped' : 'done', step, images };
   }
 
   /** The epoch's record, its line, best/ (when val_acc improved), last/, metrics.jsonl and the plot. */
@@ -674,10 +674,10 @@ class TrainingRun {
   }
 
   /** The trainer state after `epochsDone` epochs and, mid-epoch, `at` in the next one. */
-  private stateNow(epochsDone: number, at: { step: number } | null, reason: TrainerState['reason']): TrainerState {
+  private stateNow(epochsDone: number, at: { step: number; images: number } | null, reason: TrainerState['reason']): TrainerState {
     const { optimizer, data } = this.s;
     return {
-      format: STATE_FORMAT, epoch: epochsDone, step_in_epoch: at?.step ?? 0,
+      format: STATE_FORMAT, epoch: epochsDone, step_in_epoch: at?.step ?? 0, images_in_epoch: at?.images ?? 0,
       partial: at ? this.partial : null, global_step: optimizer.stepCount, lr: optimizer.lr, rng_state: getRngState(),
       classes: data.classes, best: this.best, history: this.history, params: paramsForState(this.p), saved_at: new Date().toISOString(), reason,
     };
@@ -699,6 +699,13 @@ class TrainingRun {
       outDir: this.p.out_dir, seconds: (performance.now() - this.started) / 1000,
     };
   }
+}
+
+/** A batch without its first `k` images (the part of it done before a resume point). */
+function withoutFirst(batch: Batch, k: number): Batch {
+  if (k === 0) return batch;
+  const per = batch.pixels.length / batch.labels.length;
+  return { pixels: batch.pixels.subarray(k * per), labels: batch.labels.subarray(k), paths: batch.paths.slice(k) };
 }
 
 /** One optimizer step; returns the loss and logits (kept for the lagged read). */
