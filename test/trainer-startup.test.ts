@@ -189,4 +189,20 @@ test('--resume with another batch_size continues at the same image: none skipped
   assert.is(st.images_in_epoch, train);
 });
 
+test('--resume names the file a checkpoint lacks and leaves out_dir as it was', async () => {
+  const out = join(root, 'run-missing');
+  assert.is((await run(['--out-dir', out])).code, 0);
+  rmSync(join(out, 'last', 'trainer_state.json'));
+  const before = snapshot(out);
+  const r = await run(['--out-dir', out, '--resume']);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, `--resume: the checkpoint ${join(out, 'last')} has no trainer_state.json, which --resume needs (it holds config.json, model.safetensors, optimizer.safetensors, preprocessor_config.json)`);
+  rmSync(join(out, 'last', 'optimizer.safetensors'));
+  const both = await run(['--out-dir', out, '--resume']);
+  assert.is(both.code, 2, both.err);
+  assert.match(both.err, 'has no optimizer.safetensors and no trainer_state.json');
+  delete before['/last/optimizer.safetensors'];
+  assert.equal(snapshot(out), before);
+});
+
 test.run();

@@ -19,7 +19,7 @@ import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
 import { ViTConfig } from '../vit/config.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
 import { AdamW, type AdamWState } from '../optim/adamw.ts';
-import { findCheckpointDir, writeFileAtomic } from '../io/files-node.ts';
+import { CONFIG_FILE, WEIGHTS_FILE, findCheckpointDir, writeFileAtomic } from '../io/files-node.ts';
 import { scanDataset, type DataItem, type Dataset } from '../data/layouts.ts';
 import { stratifiedSplit } from '../data/split.ts';
 import { ImageLoader, type Batch } from '../data/loader.ts';
@@ -29,7 +29,7 @@ import type { TrainParams } from './params.ts';
 import { ProgressBar, formatDuration, formatEpochLine, type ProgressStream } from './progress.ts';
 import { renderTrainingPlot } from './plot.ts';
 import {
-  BEST_DIR, LAST_DIR, STATE_FORMAT, classKey,
+  BEST_DIR, LAST_DIR, OPTIMIZER_FILE, STATE_FORMAT, TRAINER_STATE_FILE, classKey,
   readOptimizerState, readTrainerState, recoverCheckpointDir, writeCheckpoint,
   type EpochRecord, type PartialEpoch, type Preprocessing, type TrainerState,
 } from './checkpoint.ts';
@@ -245,9 +245,19 @@ interface ResumePoint {
   state: TrainerState;
 }
 
+/** The files --resume reads from last/. */
+const RESUME_FILES = [CONFIG_FILE, WEIGHTS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+
 function readResumePoint(outDir: string): ResumePoint {
   const dir = findCheckpointDir(join(outDir, LAST_DIR));
   if (!existsSync(dir)) throw new TrainerError(`nothing to resume: out_dir ${outDir} has no checkpoint ${LAST_DIR}/ (run without --resume to start a new run)`);
+  const missing = RESUME_FILES.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length) {
+    throw new TrainerError(
+      `--resume: the checkpoint ${dir} has no ${missing.join(' and no ')}, which --resume needs (it holds ${readdirSync(dir).sort().join(', ') || 'nothing'}); ` +
+      'start a new run with --overwrite or another --out-dir',
+    );
+  }
   try {
     return { dir, state: readTrainerState(dir) };
   } catch (e) {
@@ -387,7 +397,13 @@ async function setUp(p: TrainParams, overwrite: boolean, io: RunIO): Promise<Set
     const names = [...model.namedParameters()].map(([n]) => n);
     optimizer = new AdamW(model.parameters(), { lr: p.lr, weightDecay: p.weight_decay });
     let moments: AdamWState | null = null;
-    if (resume) moments = await readOptimizerState(resume.dir, names, model.parameters().map((t) => t.size));
+    if (resume) {
+      try {
+        moments = await readOptimizerState(resume.dir, names, model.parameters().map((t) => t.size));
+      } catch (e) {
+        throw new TrainerError(`--resume: ${(e as Error).message}`);
+      }
+    }
     const imageSize = model.config.imageHW[0];
     const preprocessing: Preprocessing = { imageSize, mean: p.mean, std: p.std, cropPct: p.crop_pct };
     const common = { classes: data.classes, imageSize, mean: p.mean, std: p.std, batchSize: p.batch_size, seed: p.seed, cacheDir: p.cache_dir, workers: p.workers, onWarning: io.warn };
