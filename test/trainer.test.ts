@@ -310,7 +310,7 @@ test('built-in set: a NaN loss stops the run and leaves the last good checkpoint
 
 test('the CLI process: Ctrl-C (SIGINT) saves last/ and exits with 130', async () => {
   const out = join(root, 'run-sigint');
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--params', synParams, '--out-dir', out, '--epochs', '50'], {
+  const child = spawn(process.execPath, ['--conditions=vitcatsvdogs-source', '--import', 'tsx', CLI, '--params', synParams, '--out-dir', out, '--epochs', '50'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '', stderr = '';

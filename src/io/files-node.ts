@@ -1,11 +1,12 @@
 // Node-only file IO: reading bytes, atomic writes, and HF-style checkpoint folders
 // (config.json + model.safetensors) for the platform-neutral readers and writers of src/vit/checkpoint.ts.
+import { existsSync, readdirSync } from 'node:fs';
 import { open, readFile, rename, rm, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ViTConfig } from '../vit/config.ts';
 import {
-  checkpointBytes, readCheckpoint, type Checkpoint, type CheckpointFiles, type CheckpointWriter,
+  CONFIG_FILE, checkpointBytes, readCheckpoint, type Checkpoint, type CheckpointFiles, type CheckpointWriter,
 } from '../vit/checkpoint.ts';
 
 export { CONFIG_FILE, WEIGHTS_FILE, type Checkpoint } from '../vit/checkpoint.ts';
@@ -74,7 +75,9 @@ async function exists(path: string): Promise<boolean> {
  * A checkpoint folder as CheckpointFiles: a missing file reads as null; a missing folder, or one that is
  * not a folder, is an error naming it.
  */
-export function folderFiles(dir: string): CheckpointFiles {
+export function folderFiles(asked: string): CheckpointFiles {
+  // a crash between the two renames of a replacement leaves the complete checkpoint beside `asked`
+  const dir = findCheckpointDir(asked);
   let checked: Promise<void> | null = null;
   const checkDir = () => (checked ??= stat(dir).then(
     (s) => { if (!s.isDirectory()) throw new Error(`Checkpoint ${dir} is not a directory`); },
@@ -104,6 +107,37 @@ export function folderWriter(dir: string): CheckpointWriter {
       for (const [name, data] of files) await writeFileAtomic(join(dir, name), data);
     },
   };
+}
+
+/**
+ * A checkpoint folder replaced as a whole (src/train/checkpoint.ts replaceDir) passes through two
+ * hidden siblings: `.<name>.tmp-*`, the new one being written, complete once its config.json (written
+ * last) is there, and `.<name>.old-*`, the previous one moved aside until the new one is renamed in.
+ */
+export function replacementDir(dir: string, kind: 'tmp' | 'old'): string {
+  return join(dirname(dir), `.${basename(dir)}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * `dir`, or where a crash between the two renames of a replacement left it missing, the complete
+ * checkpoint beside it: the new one, else the old one (the trainer clears such leftovers before it
+ * writes again, so there is at most one of each). `dir` itself when there is none.
+ */
+export function findCheckpointDir(dir: string): string {
+  if (existsSync(dir)) return dir;
+  const parent = dirname(dir), prefix = `.${basename(dir)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return dir;
+  }
+  const complete = (kind: 'tmp' | 'old') => names
+    .filter((f) => f.startsWith(`${prefix}${kind}-`))
+    .map((f) => join(parent, f, CONFIG_FILE))
+    .filter((config) => existsSync(config))
+    .map((config) => dirname(config));
+  return complete('tmp')[0] ?? complete('old')[0] ?? dir;
 }
 
 /** Reads an HF checkpoint folder: config.json (ViTConfig) and model.safetensors. */

@@ -3,23 +3,35 @@
 // exp_avg / exp_avg_sq names per parameter), trainer_state.json (epoch, step, RNG, history, best)
 // and preprocessor_config.json (HF ViTImageProcessor: size, mean, std) for predict and eval.
 //
-// A checkpoint folder is replaced as a whole: it is written into a hidden temp folder next to it,
-// which is then renamed into place (the old one is moved aside first and removed last), so a reader
-// sees the old or the new checkpoint, never a mix. If a crash hits between the two renames, the
-// moved-aside folder is put back by recoverCheckpointDir().
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+// A checkpoint folder is replaced as a whole, and a crash at any point leaves a complete one, the old
+// or the new: the new one is written into a hidden temp folder next to it (config.json last: from then
+// on it is complete), the old one is renamed aside, the new one renamed into place, and the old one
+// removed. Linux cannot rename a folder over a non-empty one, so there is a moment without `last/`;
+// every reader (fromPretrained through readCheckpointDir, predict and eval, --resume) then takes the
+// complete folder beside it (io/files-node.ts findCheckpointDir), and recoverCheckpointDir() puts it
+// in place before the trainer writes again. (A `last` symlink swapped by rename(2) was the other way;
+// it was not taken because `cp -r run/last` or `tar` of it would copy a dangling link, and not every
+// file system a checkpoint is copied to has symlinks.)
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { ViTForImageClassification } from '../vit/modeling.ts';
 import type { AdamW, AdamWState } from '../optim/adamw.ts';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
-import { readFileBytes } from '../io/files-node.ts';
+import { CONFIG_FILE, findCheckpointDir, readFileBytes, replacementDir } from '../io/files-node.ts';
 
+/** The trainer's checkpoints in out_dir: the latest (every epoch) and the best (by val_acc). */
+export const LAST_DIR = 'last';
+export const BEST_DIR = 'best';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 export const STATE_FORMAT = 'vitcatsvdogs-trainer/1';
+
+/** Class names compared loosely, so "cats" (folders), "cat" (Kaggle names) and "Cat" (PetImages) meet. */
+export function classKey(name: string): string {
+  return name.toLowerCase().replace(/s$/, '');
+}
 
 /** One epoch's numbers, as metrics.jsonl stores them (null: not measured that epoch). */
 export interface EpochRecord {
@@ -47,6 +59,9 @@ export interface TrainerState {
   epoch: number;
   /** batches done in epoch `epoch + 1` (a checkpoint saved by Ctrl-C mid-epoch), else 0 */
   step_in_epoch: number;
+  /** training images done in epoch `epoch + 1`: where --resume continues, whatever its batch_size
+   *  (absent in older checkpoints: step_in_epoch batches of params.batch_size) */
+  images_in_epoch?: number;
   partial: PartialEpoch | null;
   /** optimizer steps taken */
   global_step: number;
@@ -173,39 +188,41 @@ export function readTrainerState(dir: string): TrainerState {
   return state;
 }
 
-const tempName = (dir: string, kind: 'tmp' | 'old') => join(dirname(dir), `.${basename(dir)}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
-
 /**
- * Puts a checkpoint folder back when a crash left it moved aside (between the two renames of
- * replaceDir), and removes abandoned temp folders. Returns whether `dir` exists afterwards.
+ * Finishes or undoes a replacement of `dir` a crash interrupted (the folder findCheckpointDir reads
+ * is renamed into place) and removes the hidden leftovers. Returns whether `dir` exists afterwards.
  */
 export function recoverCheckpointDir(dir: string): boolean {
   const parent = dirname(dir), name = basename(dir);
   if (!existsSync(parent)) return false;
-  const leftovers = readdirSync(parent).filter((f) => f.startsWith(`.${name}.`));
-  const old = leftovers.filter((f) => f.startsWith(`.${name}.old-`));
-  if (!existsSync(dir) && old.length > 0) renameSync(join(parent, old[0]), dir);
-  for (const f of leftovers) if (existsSync(join(parent, f))) rmSync(join(parent, f), { recursive: true, force: true });
+  const found = findCheckpointDir(dir);
+  if (found !== dir) renameSync(found, dir);
+  for (const f of readdirSync(parent)) if (f.startsWith(`.${name}.`)) rmSync(join(parent, f), { recursive: true, force: true });
   return existsSync(dir);
 }
 
-/** Writes a folder through `fill` into a temp folder, then swaps it in for `dir`. */
+/** Writes a checkpoint folder through `fill` (config.json last) into a temp folder, then swaps it in for `dir`. */
 export async function replaceDir(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = tempName(dir, 'tmp');
+  const tmp = replacementDir(dir, 'tmp');
   await mkdir(dirname(dir), { recursive: true });
   try {
     await fill(tmp);
+    if (!existsSync(join(tmp, CONFIG_FILE))) throw new Error(`replaceDir(${dir}): the new folder has no ${CONFIG_FILE}`);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw e;
   }
   let old: string | null = null;
   if (existsSync(dir)) {
-    old = tempName(dir, 'old');
+    old = replacementDir(dir, 'old');
     await rename(dir, old);
   }
   await rename(tmp, dir);
-  if (old) await rm(old, { recursive: true, force: true });
+  if (old) {
+    // config.json first: a folder half removed must never look complete to findCheckpointDir
+    await rm(join(old, CONFIG_FILE), { force: true });
+    await rm(old, { recursive: true, force: true });
+  }
 }
 
 export interface CheckpointContents {
@@ -217,7 +234,7 @@ export interface CheckpointContents {
   preprocessing: Preprocessing;
 }
 
-/** Writes (replaces) one checkpoint folder atomically. */
+/** Writes (replaces) one checkpoint folder; a crash leaves the old or the new one (see the top). */
 export async function writeCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
   const extra: Record<string, Uint8Array | string> = {
     [PREPROCESSOR_FILE]: JSON.stringify(preprocessorConfig(c.preprocessing), null, 2) + '\n',

@@ -14,8 +14,8 @@ import { resizeRgb, resizeSquare } from '../data/resize.ts';
 import { centerCropRect, sampleToTensor } from '../data/augment.ts';
 import { scanDataset } from '../data/layouts.ts';
 import { ImageLoader, defaultCacheSize } from '../data/loader.ts';
-import { readPreprocessing, type Preprocessing } from './checkpoint.ts';
-import { BEST_DIR, LAST_DIR, classKey } from './trainer.ts';
+import { findCheckpointDir } from '../io/files-node.ts';
+import { BEST_DIR, LAST_DIR, classKey, readPreprocessing, type Preprocessing } from './checkpoint.ts';
 
 export interface Classifier {
   model: ViTForImageClassification;
@@ -34,9 +34,9 @@ export interface Classifier {
  * an error.
  */
 export async function loadClassifier(dir: string, opts: { cropPct?: number } = {}): Promise<Classifier> {
-  let ckpt = dir;
-  if (!existsSync(join(dir, 'config.json'))) {
-    const sub = [BEST_DIR, LAST_DIR].map((d) => join(dir, d)).find((d) => existsSync(join(d, 'config.json')));
+  let ckpt = findCheckpointDir(dir); // a crash mid-replacement may have left the folder beside it
+  if (!existsSync(join(ckpt, 'config.json'))) {
+    const sub = [BEST_DIR, LAST_DIR].map((d) => findCheckpointDir(join(dir, d))).find((d) => existsSync(join(d, 'config.json')));
     if (!sub) throw new Error(`--checkpoint ${dir}: no config.json there, nor in ${BEST_DIR}/ or ${LAST_DIR}/ (expected a checkpoint folder or a training out_dir)`);
     ckpt = sub;
   }

@@ -4,17 +4,22 @@
 // `last/`; `shouldStop` (Ctrl-C) ends the current step and saves `last/`; a NaN or Inf loss stops the
 // run and leaves the checkpoints as they were.
 //
+// train() runs in steps: setUp() checks and builds everything (out_dir, the resume point, data, model,
+// optimizer, loaders) without writing; then the images are decoded, openOutDir() makes the first
+// write, and a TrainingRun trains, validates and saves epoch by epoch.
+//
 // Losses and predictions come back to the host one step late: the read of step s is queued before
 // step s + 1 is dispatched and awaited after it, so the GPU always has the next step to run.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import { Tensor, tidy } from '../tensor.ts';
 import { noGrad } from '../autograd.ts';
 import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
 import { ViTConfig } from '../vit/config.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
-import { AdamW } from '../optim/adamw.ts';
-import { writeFileAtomic } from '../io/files-node.ts';
+import { AdamW, type AdamWState } from '../optim/adamw.ts';
+import { CONFIG_FILE, WEIGHTS_FILE, findCheckpointDir, writeFileAtomic } from '../io/files-node.ts';
 import { scanDataset, type DataItem, type Dataset } from '../data/layouts.ts';
 import { assertSeparateDatasets, stratifiedSplit } from '../data/split.ts';
 import { ImageLoader, checkClassCounts, type Batch } from '../data/loader.ts';
@@ -24,18 +29,17 @@ import type { TrainParams } from './params.ts';
 import { ProgressBar, formatDuration, formatEpochLine, type ProgressStream } from './progress.ts';
 import { renderTrainingPlot } from './plot.ts';
 import {
-  readOptimizerState, readTrainerState, recoverCheckpointDir, writeCheckpoint, STATE_FORMAT,
+  BEST_DIR, LAST_DIR, OPTIMIZER_FILE, STATE_FORMAT, TRAINER_STATE_FILE, classKey,
+  readOptimizerState, readTrainerState, recoverCheckpointDir, writeCheckpoint,
   type EpochRecord, type PartialEpoch, type Preprocessing, type TrainerState,
 } from './checkpoint.ts';
 
-export const LAST_DIR = 'last';
-export const BEST_DIR = 'best';
 export const METRICS_FILE = 'metrics.jsonl';
 export const PLOT_FILE = 'plot.png';
 /** What the trainer writes into out_dir; --overwrite removes these and nothing else. */
 export const OWNED_ENTRIES = [LAST_DIR, BEST_DIR, METRICS_FILE, PLOT_FILE];
 
-/** A problem found before training starts (nothing in out_dir has been touched). */
+/** A problem found before training starts (out_dir is left as it was, or not created). */
 export class TrainerError extends Error {
   constructor(message: string) {
     super(message);
@@ -87,11 +91,6 @@ export function loaderAugment(a: TrainParams['augment']): AugmentOptions | false
   const jitter = a.color_jitter > 0 ? { brightness: a.color_jitter, contrast: a.color_jitter, saturation: a.color_jitter } : false;
   if (!a.random_resized_crop && !a.flip && !jitter) return false;
   return { crop: a.random_resized_crop, scale: a.crop_scale, hflip: a.flip, colorJitter: jitter };
-}
-
-/** Class names compared loosely, so "cats" (folders), "cat" (Kaggle names) and "Cat" (PetImages) meet. */
-export function classKey(name: string): string {
-  return name.toLowerCase().replace(/s$/, '');
 }
 
 /** The architecture fields that must agree between a checkpoint and the params on --resume. */
@@ -161,7 +160,7 @@ class LaggedResults {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Setting up
+// Setting up: everything that can fail is checked before out_dir is written to
 
 interface Data {
   classes: string[];
@@ -199,7 +198,7 @@ function loadData(p: TrainParams, log: (s: string) => void, warn: (s: string) =>
   return { classes: train.classes, train: trainItems, val, counts: per };
 }
 
-/** Refuses to touch an out_dir holding another run; returns the entries of a run there. */
+/** Refuses to touch an out_dir holding another run; returns the entries of a run there. Reads only. */
 function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
   const dir = p.out_dir;
   if (p.resume && overwrite) throw new TrainerError('--resume and --overwrite contradict each other: choose one');
@@ -207,17 +206,12 @@ function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
     if (p.resume) throw new TrainerError(`nothing to resume: out_dir ${dir} does not exist`);
     return [];
   }
-  recoverCheckpointDir(join(dir, LAST_DIR));
-  recoverCheckpointDir(join(dir, BEST_DIR));
-  const present = OWNED_ENTRIES.filter((e) => existsSync(join(dir, e)));
-  if (p.resume) {
-    if (!existsSync(join(dir, LAST_DIR, 'trainer_state.json'))) {
-      throw new TrainerError(`nothing to resume: out_dir ${dir} has no checkpoint ${LAST_DIR}/ (run without --resume to start a new run)`);
-    }
-  } else if (present.length > 0 && !overwrite) {
+  // (a checkpoint that a crash left beside its folder counts as there)
+  const present = OWNED_ENTRIES.filter((e) => existsSync(findCheckpointDir(join(dir, e))));
+  if (!p.resume && present.length > 0 && !overwrite) {
     let what = '';
     try {
-      const st = readTrainerState(join(dir, LAST_DIR));
+      const st = readTrainerState(findCheckpointDir(join(dir, LAST_DIR)));
       what = ` (${st.epoch} epoch${st.epoch === 1 ? '' : 's'} done of ${String(st.params.epochs)})`;
     } catch {
       // not readable: say only what is there
@@ -228,6 +222,207 @@ function checkOutDir(p: TrainParams, overwrite: boolean): string[] {
     );
   }
   return present;
+}
+
+/**
+ * Fails now rather than at the first checkpoint, an epoch later, when out_dir cannot be written: the
+ * nearest of it and its parents that exists must be a folder that access() lets us write and that
+ * really takes a new entry (a probe folder, removed at once; access() says yes to root even where
+ * nobody can write, as in /sys).
+ */
+function checkWritable(outDir: string): void {
+  let existing = resolve(outDir);
+  while (!existsSync(existing)) existing = dirname(existing);
+  if (!statSync(existing).isDirectory()) throw new TrainerError(`out_dir ${outDir}: ${existing} is a file, not a folder`);
+  try {
+    accessSync(existing, constants.W_OK | constants.X_OK);
+    rmdirSync(mkdtempSync(join(existing, '.write-test-')));
+  } catch (e) {
+    throw new TrainerError(`out_dir ${outDir}: cannot write in ${existing} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --out-dir`);
+  }
+}
+
+/** What --resume continues from: the checkpoint in out_dir/last/ (or the one a crash left beside it). */
+interface ResumePoint {
+  dir: string;
+  state: TrainerState;
+}
+
+/** The files --resume reads from last/. */
+const RESUME_FILES = [CONFIG_FILE, WEIGHTS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+
+function readResumePoint(outDir: string): ResumePoint {
+  const dir = findCheckpointDir(join(outDir, LAST_DIR));
+  if (!existsSync(dir)) throw new TrainerError(`nothing to resume: out_dir ${outDir} has no checkpoint ${LAST_DIR}/ (run without --resume to start a new run)`);
+  const missing = RESUME_FILES.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length) {
+    throw new TrainerError(
+      `--resume: the checkpoint ${dir} has no ${missing.join(' and no ')}, which --resume needs (it holds ${readdirSync(dir).sort().join(', ') || 'nothing'}); ` +
+      'start a new run with --overwrite or another --out-dir',
+    );
+  }
+  try {
+    return { dir, state: readTrainerState(dir) };
+  } catch (e) {
+    throw new TrainerError(`--resume: ${(e as Error).message}`);
+  }
+}
+
+/** The data: downloaded or generated first when asked, then scanned and split. */
+async function prepareData(p: TrainParams, progress: ProgressStream | null, log: (s: string) => void, warn: (s: string) => void): Promise<Data> {
+  if (p.download) await downloadInto(p.train_dir, progress, log);
+  if (p.synthetic) {
+    const n = 2 * p.synthetic.per_class;
+    const t0 = performance.now();
+    const res = await generateSyntheticCatsDogs(p.train_dir, { perClass: p.synthetic.per_class, size: p.synthetic.size, seed: p.seed });
+    const dt = (performance.now() - t0) / 1000;
+    if (dt > 0.5) log(`Generated the built-in cats-vs-dogs set: ${n} images of ${p.synthetic.size}px in ${res.dir} (${dt.toFixed(1)} s)`);
+  }
+  return loadData(p, log, warn);
+}
+
+/** The model: resumed from last/, fine-tuned from `pretrained` (with a head for these classes), or fresh. */
+async function buildModel(p: TrainParams, data: Data, resume: ResumePoint | null): Promise<ViTForImageClassification> {
+  const id2label = Object.fromEntries(data.classes.map((c, i) => [i, c]));
+  const label2id = Object.fromEntries(data.classes.map((c, i) => [c, i]));
+  manualSeed(p.seed);
+  if (resume) {
+    const saved = resume.state.classes.map(classKey).join(','), now = data.classes.map(classKey).join(',');
+    if (saved !== now) throw new TrainerError(`--resume: the run in ${p.out_dir} was trained on classes ${resume.state.classes.join(', ')}, the data now has ${data.classes.join(', ')}`);
+    const model = await ViTForImageClassification.fromPretrained(resume.dir, { warn: false });
+    if (!p.pretrained) {
+      const bad = ARCH_FIELDS.filter((k) => JSON.stringify((model.config as any)[k]) !== JSON.stringify((p.model as any)[k]));
+      if (bad.length) {
+        model.dispose();
+        throw new TrainerError(`--resume: the checkpoint in ${resume.dir} has ${bad.map((k) => `model.${k} ${JSON.stringify((model.config as any)[k])}`).join(', ')}; the params ask for ${bad.map((k) => JSON.stringify((p.model as any)[k])).join(', ')}`);
+      }
+    }
+    return model;
+  }
+  if (p.pretrained) {
+    const model = await ViTForImageClassification.fromPretrained(p.pretrained, {
+      config: { num_labels: data.classes.length, id2label, label2id }, ignoreMismatchedSizes: true,
+    });
+    const explicitSize = p.sources.image_size !== 'default' || p.sources.model !== 'default';
+    if (explicitSize && model.config.image_size !== p.image_size) {
+      model.dispose();
+      throw new TrainerError(`image_size ${p.image_size} differs from the pretrained checkpoint's ${JSON.stringify(model.config.image_size)} (${p.pretrained}); leave image_size and model unset to use the checkpoint's`);
+    }
+    return model;
+  }
+  const init = { ...p.model, num_labels: data.classes.length, id2label, label2id };
+  return new ViTForImageClassification(new ViTConfig(init as any));
+}
+
+/**
+ * Napkin sizes in bytes of one training step of a ViT on `batch` images. `largest`: its biggest
+ * buffer, the attention scores B·H·S·S' (S tokens, S' = S rounded up to 64 as the texture matmul pads
+ * the rows; an over-estimate where it does not), the MLP's B·S·I or the pixels B·3·HW. `total`: the
+ * parameters with their gradients and AdamW moments, plus what each layer keeps for the backward pass
+ * (about 10 B·S·D + 2 B·S·I + 2 scores) and one layer more for the gradients being computed.
+ */
+export function stepMemory(c: ViTConfig, batch: number): { largest: number; largestName: string; total: number } {
+  const [h, w] = c.imageHW, [ph, pw] = c.patchHW, C = c.num_channels;
+  const S = (h / ph) * (w / pw) + 1, D = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads, L = c.num_hidden_layers;
+  const scores = H * S * Math.ceil(S / 64) * 64, mlp = S * I, pixels = C * h * w;
+  const [largestName, perImage] = [
+    ['the attention scores (batch × heads × tokens × tokens)', scores],
+    ['the MLP activations (batch × tokens × intermediate_size)', mlp],
+    ['the pixels (batch × channels × image_size²)', pixels],
+  ].reduce((a, b) => (b[1] > a[1] ? b : a)) as [string, number];
+  const params = D * (C * ph * pw + S + 1) + L * (4 * D * D + 2 * D * I + 9 * D + I) + D * (c.numLabels + 2);
+  const perLayer = 10 * S * D + 2 * S * I + 2 * scores;
+  const total = 4 * (4 * params + batch * ((L + 1) * perLayer + 2 * pixels + 2 * S * D));
+  return { largest: 4 * batch * perImage, largestName, total };
+}
+
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
+
+/**
+ * Refuses a batch_size whose training step cannot run: a buffer past the device's binding limit, or
+ * (on a CPU device, whose memory is the machine's; WebGPU does not tell a GPU's) more memory than the
+ * machine has. Both grow linearly with the batch, so the message can say what fits.
+ */
+function checkBatchFits(model: ViTForImageClassification, batch: number): void {
+  const device = model.parameters()[0].device, limits = device.gpu.limits;
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const limitName = limit === limits.maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
+  const step = stepMemory(model.config, batch), one = stepMemory(model.config, 1), none = stepMemory(model.config, 0);
+  if (step.largest > limit) {
+    throw new TrainerError(
+      `batch_size ${batch} is too large for this device: one training step's largest buffer, ${step.largestName}, ` +
+      `would take ${gib(step.largest)}, past the device's ${limitName} of ${gib(limit)}; batch_size ${Math.floor(limit / one.largest)} at most`,
+    );
+  }
+  if (device.isCPU && step.total > totalmem()) {
+    throw new TrainerError(
+      `batch_size ${batch} is too large for this machine: one training step needs about ${gib(step.total)} ` +
+      `(the activations of ${model.config.num_hidden_layers} layers), more than its ${gib(totalmem())} of memory; ` +
+      `batch_size ${Math.max(0, Math.floor((totalmem() - none.total) / (one.total - none.total)))} at most`,
+    );
+  }
+}
+
+/** Where train() reports, and what it polls. */
+interface RunIO {
+  log: (line: string) => void;
+  warn: (message: string) => void;
+  progress: ProgressStream | null;
+  shouldStop: () => boolean;
+  onStep?: TrainOptions['onStep'];
+}
+
+/** Everything train() checks and builds before it writes to out_dir. */
+interface Setup {
+  data: Data;
+  model: ViTForImageClassification;
+  names: string[];
+  optimizer: AdamW;
+  /** the moments to load into the optimizer (--resume) */
+  moments: AdamWState | null;
+  trainLoader: ImageLoader;
+  valLoader: ImageLoader;
+  preprocessing: Preprocessing;
+  resume: ResumePoint | null;
+  /** the run's entries already in out_dir (what --overwrite removes) */
+  present: string[];
+}
+
+async function setUp(p: TrainParams, overwrite: boolean, io: RunIO): Promise<Setup> {
+  const present = checkOutDir(p, overwrite);
+  checkWritable(p.out_dir);
+  const resume = p.resume ? readResumePoint(p.out_dir) : null;
+  const data = await prepareData(p, io.progress, io.log, io.warn);
+  const model = await buildModel(p, data, resume);
+  let optimizer: AdamW | null = null;
+  try {
+    checkBatchFits(model, p.batch_size);
+    const names = [...model.namedParameters()].map(([n]) => n);
+    optimizer = new AdamW(model.parameters(), { lr: p.lr, weightDecay: p.weight_decay });
+    let moments: AdamWState | null = null;
+    if (resume) {
+      try {
+        moments = await readOptimizerState(resume.dir, names, model.parameters().map((t) => t.size));
+      } catch (e) {
+        throw new TrainerError(`--resume: ${(e as Error).message}`);
+      }
+    }
+    const imageSize = model.config.imageHW[0];
+    const preprocessing: Preprocessing = { imageSize, mean: p.mean, std: p.std, cropPct: p.crop_pct };
+    const common = { classes: data.classes, imageSize, mean: p.mean, std: p.std, batchSize: p.batch_size, seed: p.seed, cacheDir: p.cache_dir, workers: p.workers, onWarning: io.warn };
+    let trainLoader: ImageLoader, valLoader: ImageLoader;
+    try {
+      trainLoader = new ImageLoader({ ...common, items: data.train, shuffle: true, augment: loaderAugment(p.augment) });
+      valLoader = new ImageLoader({ ...common, items: data.val, shuffle: false, augment: false, centerCrop: p.crop_pct });
+    } catch (e) {
+      throw new TrainerError((e as Error).message);
+    }
+    return { data, model, names, optimizer, moments, trainLoader, valLoader, preprocessing, resume, present };
+  } catch (e) {
+    optimizer?.dispose();
+    model.dispose();
+    throw e;
+  }
 }
 
 async function prepareLoader(loader: ImageLoader, label: string, progress: ProgressStream | null): Promise<void> {
@@ -245,6 +440,30 @@ async function prepareLoader(loader: ImageLoader, label: string, progress: Progr
   (bar as ProgressBar | null)?.done();
 }
 
+/**
+ * The first write to out_dir: a checkpoint replacement a crash interrupted is finished or undone,
+ * --overwrite removes the old run's entries, and the folder is made. Returns the first folder it
+ * created (out_dir or a parent), if any.
+ */
+function openOutDir(p: TrainParams, present: string[], overwrite: boolean): string | undefined {
+  for (const d of [LAST_DIR, BEST_DIR]) recoverCheckpointDir(join(p.out_dir, d));
+  if (overwrite) for (const e of present) rmSync(join(p.out_dir, e), { recursive: true, force: true });
+  return mkdirSync(p.out_dir, { recursive: true });
+}
+
+/** Removes out_dir again when the trainer made it and wrote nothing into it, up to the first folder it made. */
+function removeIfUnused(outDir: string, created: string | undefined): void {
+  if (!created) return;
+  for (let d = resolve(outDir); ; d = dirname(d)) {
+    try {
+      rmdirSync(d); // only empty folders go
+    } catch {
+      return;
+    }
+    if (d === resolve(created) || d === dirname(d)) return;
+  }
+}
+
 function describeModel(c: ViTConfig, params: number, preset: string | null): string {
   const shape = `image ${c.image_size}, patch ${c.patch_size}, hidden ${c.hidden_size}, ${c.num_hidden_layers} layers, ${c.num_attention_heads} heads, MLP ${c.intermediate_size}`;
   return `${preset ? `${preset} (${shape})` : shape}: ${(params / 1e6).toFixed(2)}M parameters`;
@@ -255,12 +474,10 @@ function describeModel(c: ViTConfig, params: number, preset: string | null): str
  * into dir/PetImages; train_dir may name that PetImages folder or the folder above it.
  */
 async function downloadInto(trainDir: string, progress: ProgressStream | null, log: (s: string) => void): Promise<void> {
-  const url = new URL('../data/download.ts', import.meta.url);
-  if (!existsSync(url)) throw new TrainerError('download: this build has no downloader (src/data/download.ts); fetch the PetImages archive yourself and set train_dir');
-  const mod = (await import(url.href)) as { downloadPetImages?: (dir: string, opts?: Record<string, unknown>) => Promise<{ dataDir: string }> };
-  if (!mod.downloadPetImages) throw new TrainerError('download: src/data/download.ts has no downloadPetImages()');
+  // loaded only when asked for: the HTTP client and the unzipper are not needed otherwise
+  const mod = await import('../data/download.ts');
   const dest = basename(trainDir) === 'PetImages' ? dirname(trainDir) : trainDir;
-  const res = await mod.downloadPetImages(dest, { progress: progress !== null, ...(progress ? { progressStream: progress } : {}) });
+  const res = await mod.downloadPetImages(dest, { progress: progress !== null, ...(progress ? { progressStream: progress as NodeJS.WritableStream & { isTTY?: boolean } } : {}) });
   log(`Data downloaded: ${res.dataDir}`);
 }
 
@@ -269,258 +486,244 @@ async function downloadInto(trainDir: string, progress: ProgressStream | null, l
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const p = opts.params;
-  const log = opts.log ?? ((s: string) => console.log(s));
-  const warn = opts.warn ?? ((s: string) => console.warn(s));
-  const progress = opts.progress === undefined ? process.stderr : opts.progress;
-  const shouldStop = opts.shouldStop ?? (() => false);
+  const io: RunIO = {
+    log: opts.log ?? ((s: string) => console.log(s)),
+    warn: opts.warn ?? ((s: string) => console.warn(s)),
+    progress: opts.progress === undefined ? process.stderr : opts.progress,
+    shouldStop: opts.shouldStop ?? (() => false),
+    onStep: opts.onStep,
+  };
   const started = performance.now();
-  const outDir = p.out_dir;
-  const lastDir = join(outDir, LAST_DIR), bestDir = join(outDir, BEST_DIR);
-
-  // 1. Everything that can fail without writing to out_dir.
-  const present = checkOutDir(p, !!opts.overwrite);
-  let resumeState: TrainerState | null = null;
-  if (p.resume) {
-    try {
-      resumeState = readTrainerState(lastDir);
-    } catch (e) {
-      throw new TrainerError(`--resume: ${(e as Error).message}`);
-    }
-  }
-
-  if (p.download) await downloadInto(p.train_dir, progress, log);
-  if (p.synthetic) {
-    const n = 2 * p.synthetic.per_class;
-    const t0 = performance.now();
-    const res = await generateSyntheticCatsDogs(p.train_dir, { perClass: p.synthetic.per_class, size: p.synthetic.size, seed: p.seed });
-    const dt = (performance.now() - t0) / 1000;
-    if (dt > 0.5) log(`Generated the built-in cats-vs-dogs set: ${n} images of ${p.synthetic.size}px in ${res.dir} (${dt.toFixed(1)} s)`);
-  }
-  const data = loadData(p, log, warn);
-
-  if (resumeState) {
-    const saved = resumeState.classes.map(classKey).join(','), now = data.classes.map(classKey).join(',');
-    if (saved !== now) throw new TrainerError(`--resume: the run in ${outDir} was trained on classes ${resumeState.classes.join(', ')}, the data now has ${data.classes.join(', ')}`);
-  }
-
-  // 2. The model (fresh, fine-tuned from `pretrained`, or resumed from last/).
-  const id2label = Object.fromEntries(data.classes.map((c, i) => [i, c]));
-  const label2id = Object.fromEntries(data.classes.map((c, i) => [c, i]));
-  manualSeed(p.seed);
-  let model: ViTForImageClassification;
-  if (resumeState) {
-    model = await ViTForImageClassification.fromPretrained(lastDir, { warn: false });
-    if (!p.pretrained) {
-      const bad = ARCH_FIELDS.filter((k) => JSON.stringify((model.config as any)[k]) !== JSON.stringify((p.model as any)[k]));
-      if (bad.length) {
-        model.dispose();
-        throw new TrainerError(`--resume: the checkpoint in ${lastDir} has ${bad.map((k) => `model.${k} ${JSON.stringify((model.config as any)[k])}`).join(', ')}; the params ask for ${bad.map((k) => JSON.stringify((p.model as any)[k])).join(', ')}`);
-      }
-    }
-  } else if (p.pretrained) {
-    model = await ViTForImageClassification.fromPretrained(p.pretrained, {
-      config: { num_labels: data.classes.length, id2label, label2id }, ignoreMismatchedSizes: true,
-    });
-    const explicitSize = p.sources.image_size !== 'default' || p.sources.model !== 'default';
-    if (explicitSize && model.config.image_size !== p.image_size) {
-      model.dispose();
-      throw new TrainerError(`image_size ${p.image_size} differs from the pretrained checkpoint's ${JSON.stringify(model.config.image_size)} (${p.pretrained}); leave image_size and model unset to use the checkpoint's`);
-    }
-  } else {
-    const init = { ...p.model, num_labels: data.classes.length, id2label, label2id };
-    model = new ViTForImageClassification(new ViTConfig(init as any));
-  }
-  const imageSize = model.config.imageHW[0];
-  const pre: Preprocessing = { imageSize, mean: p.mean, std: p.std, cropPct: p.crop_pct };
-  model.train();
-  const names = [...model.namedParameters()].map(([n]) => n);
-  const optimizer = new AdamW(model.parameters(), { lr: p.lr, weightDecay: p.weight_decay });
-
-  let trainLoader: ImageLoader, valLoader: ImageLoader;
+  const setup = await setUp(p, !!opts.overwrite, io);
+  let run: TrainingRun | null = null, created: string | undefined;
   try {
-    trainLoader = new ImageLoader({
-      items: data.train, classes: data.classes, imageSize, mean: p.mean, std: p.std, batchSize: p.batch_size,
-      shuffle: true, seed: p.seed, augment: loaderAugment(p.augment), cacheDir: p.cache_dir, workers: p.workers, onWarning: warn,
-    });
-    valLoader = new ImageLoader({
-      items: data.val, classes: data.classes, imageSize, mean: p.mean, std: p.std, batchSize: p.batch_size,
-      shuffle: false, seed: p.seed, augment: false, centerCrop: p.crop_pct, cacheDir: p.cache_dir, workers: p.workers, onWarning: warn,
-    });
-  } catch (e) {
-    optimizer.dispose();
-    model.dispose();
-    throw new TrainerError((e as Error).message);
+    await prepareLoader(setup.trainLoader, 'Decoding training images', io.progress);
+    await prepareLoader(setup.valLoader, 'Decoding validation images', io.progress);
+    checkClassCounts(setup.trainLoader, setup.valLoader, io.warn);
+    // Only now is out_dir written to.
+    created = openOutDir(p, setup.present, !!opts.overwrite);
+    run = new TrainingRun(p, io, setup, started);
+    return await run.run();
+  } finally {
+    run?.dispose();
+    await setup.trainLoader.close();
+    await setup.valLoader.close();
+    setup.optimizer.dispose();
+    setup.model.dispose();
+    removeIfUnused(p.out_dir, created);
   }
-  const results = new LaggedResults();
-  try {
-    await prepareLoader(trainLoader, 'Decoding training images', progress);
-    await prepareLoader(valLoader, 'Decoding validation images', progress);
-    const skipped = trainLoader.skipped.length + valLoader.skipped.length;
-    checkClassCounts(trainLoader, valLoader, warn);
+}
 
-    // 3. Only now is out_dir written to.
-    if (opts.overwrite) for (const e of present) rmSync(join(outDir, e), { recursive: true, force: true });
-    mkdirSync(outDir, { recursive: true });
+/** Where an epoch's training ended. */
+type EpochEnd = { status: 'done' | 'stopped'; step: number; images: number } | { status: 'diverged' };
 
-    let history: EpochRecord[] = [];
-    let best: { epoch: number; val_acc: number } | null = null;
-    let startEpoch = 1, skipSteps = 0;
-    let partial: PartialEpoch = { loss_sum: 0, correct: 0, seen: 0, seconds: 0 };
-    if (resumeState) {
-      const st = resumeState;
-      optimizer.loadStateDict(await readOptimizerState(lastDir, names, model.parameters().map((t) => t.size)));
-      setRngState(st.rng_state);
-      history = st.history;
-      best = st.best;
-      startEpoch = st.epoch + 1;
-      skipSteps = st.step_in_epoch;
-      if (st.partial) partial = { ...st.partial };
-      const now = paramsForState(p) as Record<string, unknown>;
-      const changed = Object.keys(st.params).filter((k) => k !== 'file' && JSON.stringify(st.params[k]) !== JSON.stringify(now[k]));
-      if (changed.length) log(`Resuming with changed parameters: ${changed.map((k) => `${k} ${JSON.stringify(st.params[k])} -> ${JSON.stringify((p as any)[k])}`).join('; ')}`);
-      // metrics.jsonl holds exactly the checkpoint's epochs (a crash may have left it short).
-      await writeFileAtomic(join(outDir, 'metrics.jsonl'), history.map(metricsLine).join(''));
-      log(`Resuming ${outDir} at epoch ${startEpoch}${skipSteps ? `, step ${skipSteps + 1}` : ''} (optimizer step ${optimizer.stepCount})`);
-    }
+/** One training run once set up: the epochs, each trained, validated, and saved. */
+class TrainingRun {
+  private history: EpochRecord[] = [];
+  private best: { epoch: number; val_acc: number } | null = null;
+  private partial: PartialEpoch = { loss_sum: 0, correct: 0, seen: 0, seconds: 0 };
+  private startEpoch = 1;
+  /** training images of startEpoch done before (resumed mid-epoch) */
+  private skipImages = 0;
+  private readonly results = new LaggedResults();
+  private readonly lastDir: string;
+  private readonly bestDir: string;
+  private readonly stepsPerEpoch: number;
+  private readonly schedule: Parameters<typeof learningRate>[1];
 
-    const stepsPerEpoch = trainLoader.batchesPerEpoch;
-    const schedule = {
-      lr: p.lr, schedule: p.schedule, totalSteps: p.epochs * stepsPerEpoch,
-      warmupSteps: Math.round(Math.min(p.warmup_epochs, p.epochs) * stepsPerEpoch),
+  constructor(private readonly p: TrainParams, private readonly io: RunIO, private readonly s: Setup, private readonly started: number) {
+    this.lastDir = join(p.out_dir, LAST_DIR);
+    this.bestDir = join(p.out_dir, BEST_DIR);
+    this.stepsPerEpoch = s.trainLoader.batchesPerEpoch;
+    this.schedule = {
+      lr: p.lr, schedule: p.schedule, totalSteps: p.epochs * this.stepsPerEpoch,
+      warmupSteps: Math.round(Math.min(p.warmup_epochs, p.epochs) * this.stepsPerEpoch),
     };
-    log(`Model: ${describeModel(model.config, model.numParameters(), p.pretrained ? `fine-tuning ${p.pretrained}` : p.model_preset)}`);
-    log(`Training: ${p.epochs} epochs of ${stepsPerEpoch} steps (batch ${p.batch_size}), AdamW lr ${p.lr} (${p.schedule}, warm-up ${schedule.warmupSteps} steps), weight decay ${p.weight_decay}, label smoothing ${p.label_smoothing}${skipped ? `; ${skipped} undecodable files skipped` : ''}`);
-    log(`Output: ${outDir}`);
-    if (startEpoch > p.epochs) {
-      log(`Nothing to do: the run in ${outDir} has finished its ${p.epochs} epochs (raise --epochs to train longer).`);
-      return { status: 'completed', epochs: startEpoch - 1, globalStep: optimizer.stepCount, history, best, outDir, seconds: 0 };
+  }
+
+  dispose(): void {
+    this.results.dispose();
+  }
+
+  async run(): Promise<TrainResult> {
+    const { p, s, io } = this;
+    if (s.resume) await this.restore(s.resume, s.moments!);
+    io.log(`Model: ${describeModel(s.model.config, s.model.numParameters(), p.pretrained ? `fine-tuning ${p.pretrained}` : p.model_preset)}`);
+    io.log(`Training: ${p.epochs} epochs of ${this.stepsPerEpoch} steps (batch ${p.batch_size}), AdamW lr ${p.lr} (${p.schedule}, warm-up ${this.schedule.warmupSteps} steps), weight decay ${p.weight_decay}, label smoothing ${p.label_smoothing}${this.skipped ? `; ${this.skipped} undecodable files skipped` : ''}`);
+    io.log(`Output: ${p.out_dir}`);
+    if (this.startEpoch > p.epochs) {
+      io.log(`Nothing to do: the run in ${p.out_dir} has finished its ${p.epochs} epochs (raise --epochs to train longer).`);
+      return { ...this.result('completed', this.startEpoch - 1), seconds: 0 };
     }
+    if (io.shouldStop()) return this.result('interrupted', this.startEpoch - 1);
 
-    const stateNow = (epochsDone: number, stepInEpoch: number, part: PartialEpoch | null, reason: TrainerState['reason']): TrainerState => ({
-      format: STATE_FORMAT, epoch: epochsDone, step_in_epoch: stepInEpoch, partial: part,
-      global_step: optimizer.stepCount, lr: optimizer.lr, rng_state: getRngState(), classes: data.classes,
-      best, history, params: paramsForState(p), saved_at: new Date().toISOString(), reason,
-    });
-    const save = (state: TrainerState, dir = lastDir) =>
-      writeCheckpoint(dir, { model, optimizer: dir === lastDir ? optimizer : null, paramNames: names, state, preprocessing: pre });
-    const diverged = (epoch: number, step: number) => {
-      const kept = existsSync(lastDir) ? `The last good checkpoint, ${lastDir}, is unchanged` : 'No checkpoint had been saved yet';
-      warn(`Epoch ${epoch}, step ${step}: the loss is not finite (NaN or Inf); stopping. ${kept}. Try a lower lr (now ${p.lr}) or more warm-up.`);
-    };
-    const result = (status: TrainStatus, epochs: number): TrainResult => ({
-      status, epochs, globalStep: optimizer.stepCount, history, best, outDir, seconds: (performance.now() - started) / 1000,
-    });
-
-    if (shouldStop()) return result('interrupted', startEpoch - 1);
-
-    for (let epoch = startEpoch; epoch <= p.epochs; epoch++) {
-      const epochStart = performance.now() - partial.seconds * 1000;
-      const bar = progress ? new ProgressBar({ total: stepsPerEpoch, label: `EPOCH ${epoch}`, stream: progress }) : null;
-      if (skipSteps) bar?.tick(Math.min(skipSteps, stepsPerEpoch));
-      let step = 0, stopped = false, bad = false;
-      const account = (s: StepStats | null, atStep: number) => {
-        if (!s) return;
-        if (!s.finite) {
-          bad = true;
-          bar?.done();
-          diverged(epoch, atStep);
-          return;
-        }
-        partial.loss_sum += s.lossSum;
-        partial.correct += s.correct;
-        partial.seen += s.seen;
-        bar?.tick(1, { loss: partial.loss_sum / partial.seen, acc: partial.correct / partial.seen });
-      };
-
-      // Train.
-      model.train();
-      if (skipSteps < stepsPerEpoch) {
-        for await (const batch of trainLoader.batches(epoch)) {
-          if (step < skipSteps) {
-            step++;
-            continue;
-          }
-          optimizer.lr = learningRate(optimizer.stepCount, schedule);
-          results.begin();
-          const out = trainStep(model, optimizer, batch, imageSize, p.label_smoothing);
-          step++;
-          opts.onStep?.({ epoch, stepInEpoch: step, globalStep: optimizer.stepCount });
-          account(await results.settle(out), step - 1);
-          if (bad) break;
-          if (shouldStop()) {
-            stopped = true;
-            break;
-          }
-        }
-      } else {
-        step = skipSteps;
-      }
-      if (!bad) account(await results.settle(null), step);
-      if (bad) {
-        results.dispose();
-        return result('diverged', epoch - 1);
-      }
-      skipSteps = 0;
-      if (stopped) {
+    for (let epoch = this.startEpoch; epoch <= p.epochs; epoch++) {
+      const epochStart = performance.now() - this.partial.seconds * 1000;
+      const bar = io.progress ? new ProgressBar({ total: this.stepsPerEpoch, label: `EPOCH ${epoch}`, stream: io.progress }) : null;
+      const trained = await this.trainEpoch(epoch, bar);
+      if (trained.status === 'diverged') return this.result('diverged', epoch - 1);
+      if (trained.status === 'stopped') {
         bar?.done();
-        partial.seconds = (performance.now() - epochStart) / 1000;
-        await save(stateNow(epoch - 1, step, partial, 'interrupt'));
-        log(`Interrupted: saved ${lastDir} at epoch ${epoch}, step ${step} of ${stepsPerEpoch}. Continue with --resume.`);
-        return result('interrupted', epoch - 1);
+        this.partial.seconds = (performance.now() - epochStart) / 1000;
+        await this.save(this.stateNow(epoch - 1, trained, 'interrupt'));
+        io.log(`Interrupted: saved ${this.lastDir} at epoch ${epoch}, step ${trained.step} of ${this.stepsPerEpoch}. Continue with --resume.`);
+        return this.result('interrupted', epoch - 1);
       }
 
       // Validate (every eval_every epochs and after the last).
       let valLoss: number | null = null, valAcc: number | null = null;
       if (epoch % p.eval_every === 0 || epoch === p.epochs) {
-        const v = await evaluate(model, valLoader, results, p.label_smoothing, shouldStop);
+        const v = await evaluate(s.model, s.valLoader, this.results, p.label_smoothing, io.shouldStop);
         if (v === 'stopped') {
           bar?.done();
-          partial.seconds = (performance.now() - epochStart) / 1000;
-          await save(stateNow(epoch - 1, stepsPerEpoch, partial, 'interrupt'));
-          log(`Interrupted during validation: saved ${lastDir} after the training steps of epoch ${epoch}. Continue with --resume.`);
-          return result('interrupted', epoch - 1);
+          this.partial.seconds = (performance.now() - epochStart) / 1000;
+          await this.save(this.stateNow(epoch - 1, trained, 'interrupt'));
+          io.log(`Interrupted during validation: saved ${this.lastDir} after the training steps of epoch ${epoch}. Continue with --resume.`);
+          return this.result('interrupted', epoch - 1);
         }
         if (v === 'diverged') {
           bar?.done();
-          diverged(epoch, stepsPerEpoch);
-          return result('diverged', epoch - 1);
+          this.diverged(epoch, this.stepsPerEpoch);
+          return this.result('diverged', epoch - 1);
         }
         [valLoss, valAcc] = v;
       }
       bar?.done();
 
-      const record: EpochRecord = {
-        epoch, loss: partial.loss_sum / partial.seen, acc: partial.correct / partial.seen,
-        val_loss: valLoss, val_acc: valAcc, lr: optimizer.lr, step: optimizer.stepCount,
-        seconds: Math.round((performance.now() - epochStart) / 10) / 100,
-      };
-      partial = { loss_sum: 0, correct: 0, seen: 0, seconds: 0 };
-      log(formatEpochLine({ ...record, val_loss: valLoss ?? NaN, val_acc: valAcc ?? NaN }));
-      history = [...history, record];
-      const improved = valAcc !== null && (best === null || valAcc > best.val_acc);
-      if (improved) best = { epoch, val_acc: valAcc! };
-
-      // Checkpoints: best/ first, so last/ never names a best that is not on disk.
-      const state = stateNow(epoch, 0, null, 'epoch');
-      if (improved) await save(state, bestDir);
-      await save(state);
-      appendFileSync(join(outDir, METRICS_FILE), metricsLine(record));
-      await writeFileAtomic(join(outDir, PLOT_FILE), renderTrainingPlot(plotHistory(state.history)));
-      if (shouldStop() && epoch < p.epochs) {
-        log(`Interrupted: saved ${lastDir} after epoch ${epoch}. Continue with --resume.`);
-        return result('interrupted', epoch);
+      await this.endEpoch(epoch, epochStart, valLoss, valAcc);
+      if (io.shouldStop() && epoch < p.epochs) {
+        io.log(`Interrupted: saved ${this.lastDir} after epoch ${epoch}. Continue with --resume.`);
+        return this.result('interrupted', epoch);
       }
     }
-    const r = result('completed', p.epochs);
-    log(`Done: ${p.epochs} epochs in ${formatDuration(r.seconds)}; ${best ? `best val_acc ${fmt(best.val_acc)} at epoch ${best.epoch} (${bestDir})` : 'no validation'}; last checkpoint ${lastDir}`);
+    const r = this.result('completed', p.epochs);
+    io.log(`Done: ${p.epochs} epochs in ${formatDuration(r.seconds)}; ${this.best ? `best val_acc ${fmt(this.best.val_acc)} at epoch ${this.best.epoch} (${this.bestDir})` : 'no validation'}; last checkpoint ${this.lastDir}`);
     return r;
-  } finally {
-    results.dispose();
-    await trainLoader.close();
-    await valLoader.close();
-    optimizer.dispose();
-    model.dispose();
   }
+
+  private get skipped(): number {
+    return this.s.trainLoader.skipped.length + this.s.valLoader.skipped.length;
+  }
+
+  /** Continues the saved run: optimizer, RNG, history, and the place in the epoch (in images). */
+  private async restore(resume: ResumePoint, moments: AdamWState): Promise<void> {
+    const { p, s, io } = this;
+    const st = resume.state;
+    s.optimizer.loadStateDict(moments);
+    setRngState(st.rng_state);
+    this.history = st.history;
+    this.best = st.best;
+    this.startEpoch = st.epoch + 1;
+    // the position in images, so that a changed batch_size neither repeats nor skips any
+    this.skipImages = st.images_in_epoch ?? st.step_in_epoch * Number(st.params.batch_size);
+    if (st.partial) this.partial = { ...st.partial };
+    const now = paramsForState(p) as Record<string, unknown>;
+    const changed = Object.keys(st.params).filter((k) => k !== 'file' && JSON.stringify(st.params[k]) !== JSON.stringify(now[k]));
+    if (changed.length) io.log(`Resuming with changed parameters: ${changed.map((k) => `${k} ${JSON.stringify(st.params[k])} -> ${JSON.stringify((p as any)[k])}`).join('; ')}`);
+    // metrics.jsonl holds exactly the checkpoint's epochs (a crash may have left it short).
+    await writeFileAtomic(join(p.out_dir, METRICS_FILE), this.history.map(metricsLine).join(''));
+    const where = this.skipImages ? `, after ${Math.min(this.skipImages, s.trainLoader.size)} of its ${s.trainLoader.size} training images` : '';
+    io.log(`Resuming ${p.out_dir} at epoch ${this.startEpoch}${where} (optimizer step ${s.optimizer.stepCount})`);
+  }
+
+  /** The training steps of one epoch (from the resume point in the first); 'diverged' on a NaN/Inf loss. */
+  private async trainEpoch(epoch: number, bar: ProgressBar | null): Promise<EpochEnd> {
+    const { p, s, io, results } = this;
+    const skip = this.skipImages, size = s.trainLoader.size;
+    this.skipImages = 0;
+    if (skip > 0) bar?.tick(skip >= size ? this.stepsPerEpoch : Math.floor(skip / p.batch_size));
+    s.model.train();
+    if (skip >= size) return { status: 'done', step: this.stepsPerEpoch, images: size };
+    let step = 0, images = 0, stopped = false, bad = false;
+    const account = (stats: StepStats | null, atStep: number) => {
+      if (!stats) return;
+      if (!stats.finite) {
+        bad = true;
+        bar?.done();
+        this.diverged(epoch, atStep);
+        return;
+      }
+      this.partial.loss_sum += stats.lossSum;
+      this.partial.correct += stats.correct;
+      this.partial.seen += stats.seen;
+      bar?.tick(1, { loss: this.partial.loss_sum / this.partial.seen, acc: this.partial.correct / this.partial.seen });
+    };
+    for await (const batch of s.trainLoader.batches(epoch)) {
+      const before = images;
+      step++;
+      images += batch.labels.length;
+      if (images <= skip) continue; // all done before the resume point
+      s.optimizer.lr = learningRate(s.optimizer.stepCount, this.schedule);
+      results.begin();
+      const out = trainStep(s.model, s.optimizer, withoutFirst(batch, Math.max(0, skip - before)), s.preprocessing.imageSize, p.label_smoothing);
+      io.onStep?.({ epoch, stepInEpoch: step, globalStep: s.optimizer.stepCount });
+      account(await results.settle(out), step - 1);
+      if (bad) break;
+      if (io.shouldStop()) {
+        stopped = true;
+        break;
+      }
+    }
+    if (!bad) account(await results.settle(null), step);
+    if (bad) return { status: 'diverged' };
+    return { status: stopped ? 'stopped' : 'done', step, images };
+  }
+
+  /** The epoch's record, its line, best/ (when val_acc improved), last/, metrics.jsonl and the plot. */
+  private async endEpoch(epoch: number, epochStart: number, valLoss: number | null, valAcc: number | null): Promise<void> {
+    const { p, s, io } = this;
+    const record: EpochRecord = {
+      epoch, loss: this.partial.loss_sum / this.partial.seen, acc: this.partial.correct / this.partial.seen,
+      val_loss: valLoss, val_acc: valAcc, lr: s.optimizer.lr, step: s.optimizer.stepCount,
+      seconds: Math.round((performance.now() - epochStart) / 10) / 100,
+    };
+    this.partial = { loss_sum: 0, correct: 0, seen: 0, seconds: 0 };
+    io.log(formatEpochLine({ ...record, val_loss: valLoss ?? NaN, val_acc: valAcc ?? NaN }));
+    this.history = [...this.history, record];
+    const improved = valAcc !== null && (this.best === null || valAcc > this.best.val_acc);
+    if (improved) this.best = { epoch, val_acc: valAcc! };
+
+    // Checkpoints: best/ first, so last/ never names a best that is not on disk.
+    const state = this.stateNow(epoch, null, 'epoch');
+    if (improved) await this.save(state, this.bestDir);
+    await this.save(state);
+    appendFileSync(join(p.out_dir, METRICS_FILE), metricsLine(record));
+    await writeFileAtomic(join(p.out_dir, PLOT_FILE), renderTrainingPlot(plotHistory(state.history)));
+  }
+
+  /** The trainer state after `epochsDone` epochs and, mid-epoch, `at` in the next one. */
+  private stateNow(epochsDone: number, at: { step: number; images: number } | null, reason: TrainerState['reason']): TrainerState {
+    const { optimizer, data } = this.s;
+    return {
+      format: STATE_FORMAT, epoch: epochsDone, step_in_epoch: at?.step ?? 0, images_in_epoch: at?.images ?? 0,
+      partial: at ? this.partial : null, global_step: optimizer.stepCount, lr: optimizer.lr, rng_state: getRngState(),
+      classes: data.classes, best: this.best, history: this.history, params: paramsForState(this.p), saved_at: new Date().toISOString(), reason,
+    };
+  }
+
+  private save(state: TrainerState, dir = this.lastDir): Promise<void> {
+    const { model, optimizer, names, preprocessing } = this.s;
+    return writeCheckpoint(dir, { model, optimizer: dir === this.lastDir ? optimizer : null, paramNames: names, state, preprocessing });
+  }
+
+  private diverged(epoch: number, step: number): void {
+    const kept = existsSync(this.lastDir) ? `The last good checkpoint, ${this.lastDir}, is unchanged` : 'No checkpoint had been saved yet';
+    this.io.warn(`Epoch ${epoch}, step ${step}: the loss is not finite (NaN or Inf); stopping. ${kept}. Try a lower lr (now ${this.p.lr}) or more warm-up.`);
+  }
+
+  private result(status: TrainStatus, epochs: number): TrainResult {
+    return {
+      status, epochs, globalStep: this.s.optimizer.stepCount, history: this.history, best: this.best,
+      outDir: this.p.out_dir, seconds: (performance.now() - this.started) / 1000,
+    };
+  }
+}
+
+/** A batch without its first `k` images (the part of it done before a resume point). */
+function withoutFirst(batch: Batch, k: number): Batch {
+  if (k === 0) return batch;
+  const per = batch.pixels.length / batch.labels.length;
+  return { pixels: batch.pixels.subarray(k * per), labels: batch.labels.subarray(k), paths: batch.paths.slice(k) };
 }
 
 /** One optimizer step; returns the loss and logits (kept for the lagged read). */
