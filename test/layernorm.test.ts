@@ -37,24 +37,28 @@ const cases: { shape: number[]; eps: number; threadsPerRow: number | null }[] = 
 for (const { shape, eps, threadsPerRow } of cases) {
   const variant = threadsPerRow === null ? '' : `, ${threadsPerRow} threads per row`;
   test(`layerNorm forward and backward match the float64 reference [${shape}], eps ${eps}${variant}`, () => tidy(async () => {
+    const prev = layerNormConfig.threadsPerRow;
     layerNormConfig.threadsPerRow = threadsPerRow;
-    const d = shape[shape.length - 1];
-    const rows = shape.reduce((a, b) => a * b, 1) / d;
-    const { x, weight, bias, dy } = inputs(rows, d, rows + d);
-    const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
-    const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
-    const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
-    const y = layerNorm(xt, wt, bt, eps);
-    if (y.shape.join() !== shape.join()) throw new Error(`output shape [${y.shape}]`);
-    y.backward(Tensor.fromArray(dy, shape));
-    const ref = layerNormRef(x, weight, bias, rows, d, eps);
-    const g = layerNormBackwardRef(x, weight, dy, rows, d, eps);
-    assertClose('y', await y.toArray(), ref.y, fwdTol);
-    assertClose('dx', await xt.grad!.toArray(), g.dx, gradTol);
-    assertClose('dweight', await wt.grad!.toArray(), g.dweight, gradTol);
-    assertClose('dbias', await bt.grad!.toArray(), g.dbias, gradTol);
-    for (const t of [xt, wt, bt]) t.grad!.dispose();
-    layerNormConfig.threadsPerRow = null;
+    try {
+      const d = shape[shape.length - 1];
+      const rows = shape.reduce((a, b) => a * b, 1) / d;
+      const { x, weight, bias, dy } = inputs(rows, d, rows + d);
+      const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
+      const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
+      const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
+      const y = layerNorm(xt, wt, bt, eps);
+      if (y.shape.join() !== shape.join()) throw new Error(`output shape [${y.shape}]`);
+      y.backward(Tensor.fromArray(dy, shape));
+      const ref = layerNormRef(x, weight, bias, rows, d, eps);
+      const g = layerNormBackwardRef(x, weight, dy, rows, d, eps);
+      assertClose('y', await y.toArray(), ref.y, fwdTol);
+      assertClose('dx', await xt.grad!.toArray(), g.dx, gradTol);
+      assertClose('dweight', await wt.grad!.toArray(), g.dweight, gradTol);
+      assertClose('dbias', await bt.grad!.toArray(), g.dbias, gradTol);
+      for (const t of [xt, wt, bt]) t.grad!.dispose();
+    } finally {
+      layerNormConfig.threadsPerRow = prev;
+    }
   }));
 }
 

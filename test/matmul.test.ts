@@ -260,6 +260,7 @@ test('matmulRaw register: texture operands copied where rows align, packed elsew
 }));
 
 test('matmulRaw register: products taller than the texture split into K slices, row blocks and runs of items', () => tidy(async () => {
+  const textureRows = matmulConfig.textureRows;
   try {
     // K slices (accumulated, bias once) and row blocks, with operands down the texture either way
     matmulConfig.textureRows = 24;
@@ -293,7 +294,7 @@ test('matmulRaw register: products taller than the texture split into K slices, 
       }
     }
   } finally {
-    matmulConfig.textureRows = 0;
+    matmulConfig.textureRows = textureRows;
   }
 }));
 
