@@ -1,4 +1,5 @@
 // Shared test helpers: one device for the whole run, seeded data, comparisons that say where they fail.
+import * as assert from 'uvu/assert';
 import { Device } from '../src/gpu/device.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { rng } from '../src/data/random.ts';
@@ -109,4 +110,28 @@ export async function gradCheck(
   }
   for (const l of leaves) { l.grad?.dispose(); l.dispose(); }
   wT.dispose();
+}
+
+/**
+ * An error check for uvu's `assert.throws`: the message must contain every part (text, or a
+ * pattern it matches); on a mismatch the assertion shows the message.
+ */
+export function messageHas(...parts: (string | RegExp)[]): (e: Error) => boolean {
+  return (e) => {
+    for (const p of parts) {
+      assert.ok(typeof p === 'string' ? e.message.includes(p) : p.test(e.message), `error "${e.message}" should contain ${p}`);
+    }
+    return true;
+  };
+}
+
+/** `assert.throws` for a promise (uvu has none): it must reject with a message holding every part. */
+export async function rejects(promise: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<Error> {
+  try {
+    await promise;
+  } catch (e) {
+    messageHas(...parts)(e as Error);
+    return e as Error;
+  }
+  return assert.unreachable(`expected a rejection with ${parts.join(', ')}`) as never;
 }
