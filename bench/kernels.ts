@@ -1,6 +1,7 @@
 // Kernel profiler (`npm run bench:kernels -- [flags]`): every kernel and variant at the 1024^3 matmul
 // and the ViT-Ti/16 and ViT-B/16 shapes (batch 8: 197 x 8 = 1576 token rows), forward and backward.
-// llm.c style: each case is first validated against the TypeScript float64 reference, then timed
+// llm.c style: each case is first validated against the TypeScript float64 reference (bench/validate.ts,
+// as the tests check the kernels), then timed
 // (median after warm-up; GPU timestamps where the adapter has them, else submit-and-wait wall clock).
 // Big shapes are validated on a subset of output rows (or on one batch element and head for
 // attention) of the very run that is timed, which keeps the CPU references affordable.
@@ -26,7 +27,7 @@ import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
 import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patchify.ts';
 import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
 import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
-import { randn, diff } from '../test/helpers.ts';
+import { randn, checkRun, type OpRun, type Tolerance } from './validate.ts';
 import { autotune } from '../src/ops/autotune.ts';
 import { flag, numFlag, timeKernel, measureCeilings, adapterInfo, table, fmt, vitParamCount, type Timing } from './common.ts';
 
@@ -45,21 +46,17 @@ const log = (s = '') => console.log(s);
 
 // ---- cases ---------------------------------------------------------------------------------------
 
-interface Check {
-  /** relative L2 error of the compared values */
-  relL2: number;
-  tol: number;
-  /** what was compared, e.g. "9 of 1576 rows" */
-  note: string;
-}
-
-interface Prepared {
+/**
+ * A case ready to run: `op` runs the kernel(s) once more and reads back the outputs that
+ * `reference` computes (named by what they cover, e.g. "C: 8 of 1024 rows"), as bench/validate.ts checks.
+ */
+interface Prepared extends OpRun {
   /** records the kernel(s) once; outputs are freed at once */
   run(): void;
-  /** runs once more and compares against the reference */
-  check(): Promise<Check[]>;
   /** frees what tidy() cannot (kept tensors) */
   dispose?(): void;
+  /** for every output, or by output name */
+  tol: Tolerance | Record<string, Tolerance>;
 }
 
 interface Case {
@@ -77,8 +74,9 @@ interface Case {
   prepare(): Prepared;
 }
 
-const TOL_FWD = 1e-5;
-const TOL_BWD = 5e-5;
+// relative L2 error only: big shapes are compared on sampled rows
+const TOL_FWD: Tolerance = { relL2: 1e-5 };
+const TOL_BWD: Tolerance = { relL2: 5e-5 };
 
 let seed = 1;
 const rand = (shape: number[], scale = 1, requiresGrad = false) =>
@@ -97,10 +95,6 @@ function pickRows(x: Float32Array, rows: number[], cols: number): Float32Array {
   return out;
 }
 
-function compare(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, note: string): Check {
-  return { relL2: diff(got, want).relL2, tol, note };
-}
-
 const disposeAll = (ts: (Tensor | null)[]) => ts.forEach((t) => t?.dispose());
 
 /** Calls an op's recorded backward directly (as autograd would, without recording). */
@@ -117,29 +111,33 @@ function matmulCase(M: number, N: number, K: number, variant: KernelVariant, dir
     prepare() {
       const a = rand([M, K], 1, dir === 'bwd'), b = rand([K, N], 1, dir === 'bwd');
       if (dir === 'fwd') {
+        const rows = sampleRows(M);
+        const note = `C: ${rows.length} of ${M} rows`;
         return {
           run: () => noGrad(() => matmul(a, b, { variant })).dispose(),
-          async check() {
-            const c = await noGrad(() => matmul(a, b, { variant })).toArray();
-            const rows = sampleRows(M);
-            const want = matmulRef(await a.toArray(), await b.toArray(), { M, N, K, rows });
-            return [compare(pickRows(c, rows, N), want, TOL_FWD, `C: ${rows.length} of ${M} rows`)];
-          },
+          tol: TOL_FWD,
+          op: async () => ({ [note]: pickRows(await noGrad(() => matmul(a, b, { variant })).toArray(), rows, N) }),
+          reference: async () => ({ [note]: matmulRef(await a.toArray(), await b.toArray(), { M, N, K, rows }) }),
         };
       }
       const c = matmul(a, b, { variant });
       const dc = rand([M, N]);
       const back = backwardOf(c, dc);
+      const rowsA = sampleRows(M), rowsB = sampleRows(K);
+      const [noteA, noteB] = [`dA: ${rowsA.length} of ${M} rows`, `dB: ${rowsB.length} of ${K} rows`];
       return {
         run: () => disposeAll(back()),
-        async check() {
+        tol: TOL_BWD,
+        async op() {
           const [da, db] = back();
+          return { [noteA]: pickRows(await da!.toArray(), rowsA, K), [noteB]: pickRows(await db!.toArray(), rowsB, N) };
+        },
+        async reference() {
           const [A, B, DC] = [await a.toArray(), await b.toArray(), await dc.toArray()];
-          const rowsA = sampleRows(M), rowsB = sampleRows(K);
-          return [
-            compare(pickRows(await da!.toArray(), rowsA, K), matmulRef(DC, B, { M, N: K, K: N, transB: true, rows: rowsA }), TOL_BWD, `dA: ${rowsA.length} of ${M} rows`),
-            compare(pickRows(await db!.toArray(), rowsB, N), matmulRef(A, DC, { M: K, N, K: M, transA: true, rows: rowsB }), TOL_BWD, `dB: ${rowsB.length} of ${K} rows`),
-          ];
+          return {
+            [noteA]: matmulRef(DC, B, { M, N: K, K: N, transB: true, rows: rowsA }),
+            [noteB]: matmulRef(A, DC, { M: K, N, K: M, transA: true, rows: rowsB }),
+          };
         },
       };
     },
@@ -157,33 +155,44 @@ function linearCase(rows: number, out: number, inF: number, variant: KernelVaria
       const x = rand([rows, inF], 1, grad), w = rand([out, inF], 0.05, grad), b = rand([out], 0.1, grad);
       const rowsY = sampleRows(rows);
       if (!grad) {
+        const note = `y: ${rowsY.length} of ${rows} rows`;
         return {
           run: () => noGrad(() => linear(x, w, b)).dispose(),
-          async check() {
-            const y = await noGrad(() => linear(x, w, b)).toArray();
+          tol: TOL_FWD,
+          op: async () => ({ [note]: pickRows(await noGrad(() => linear(x, w, b)).toArray(), rowsY, out) }),
+          async reference() {
             const want = matmulRef(await x.toArray(), await w.toArray(), { M: rows, N: out, K: inF, transB: true, rows: rowsY });
             const B = await b.toArray();
             for (let i = 0; i < want.length; i++) want[i] += B[i % out];
-            return [compare(pickRows(y, rowsY, out), want, TOL_FWD, `y: ${rowsY.length} of ${rows} rows`)];
+            return { [note]: want };
           },
         };
       }
       const y = linear(x, w, b);
       const dy = rand([rows, out]);
       const back = backwardOf(y, dy);
+      const rowsW = sampleRows(out);
+      const [noteX, noteW] = [`dx: ${rowsY.length} of ${rows} rows`, `dW: ${rowsW.length} of ${out} rows`];
       return {
         run: () => disposeAll(back()),
-        async check() {
+        tol: TOL_BWD,
+        async op() {
           const [dx, dw, db] = back();
+          return {
+            [noteX]: pickRows(await dx!.toArray(), rowsY, inF),
+            [noteW]: pickRows(await dw!.toArray(), rowsW, inF),
+            'db: all': await db!.toArray(),
+          };
+        },
+        async reference() {
           const [X, W, DY] = [await x.toArray(), await w.toArray(), await dy.toArray()];
-          const rowsW = sampleRows(out);
           const dbWant = new Float64Array(out);
           for (let i = 0; i < DY.length; i++) dbWant[i % out] += DY[i];
-          return [
-            compare(pickRows(await dx!.toArray(), rowsY, inF), matmulRef(DY, W, { M: rows, N: inF, K: out, rows: rowsY }), TOL_BWD, `dx: ${rowsY.length} of ${rows} rows`),
-            compare(pickRows(await dw!.toArray(), rowsW, inF), matmulRef(DY, X, { M: out, N: inF, K: rows, transA: true, rows: rowsW }), TOL_BWD, `dW: ${rowsW.length} of ${out} rows`),
-            compare(await db!.toArray(), dbWant, TOL_BWD, 'db: all'),
-          ];
+          return {
+            [noteX]: matmulRef(DY, W, { M: rows, N: inF, K: out, rows: rowsY }),
+            [noteW]: matmulRef(DY, X, { M: out, N: inF, K: rows, transA: true, rows: rowsW }),
+            'db: all': dbWant,
+          };
         },
       };
     },
@@ -212,27 +221,30 @@ function attentionCase(batch: number, seq: number, heads: number, hd: number, di
       if (!grad) {
         return {
           run: () => noGrad(() => attention(q, k, v, { heads })).context.dispose(),
-          async check() {
-            const ctx = await noGrad(() => attention(q, k, v, { heads })).context.toArray();
+          tol: TOL_FWD,
+          op: async () => ({ [`context: ${note}`]: head0(await noGrad(() => attention(q, k, v, { heads })).context.toArray(), seq, width, hd) }),
+          async reference() {
             const [Q, K, V] = await slices();
-            const want = attentionForwardRef(Q, K, V, refShape).context;
-            return [compare(head0(ctx, seq, width, hd), want, TOL_FWD, `context: ${note}`)];
+            return { [`context: ${note}`]: attentionForwardRef(Q, K, V, refShape).context };
           },
         };
       }
       const { context } = attention(q, k, v, { heads });
       const dctx = rand([batch, seq, width]);
       const back = backwardOf(context, dctx);
+      const names = ['dq', 'dk', 'dv'] as const;
       return {
         run: () => disposeAll(back()),
-        async check() {
+        tol: TOL_BWD,
+        async op() {
           const grads = back();
+          return Object.fromEntries(await Promise.all(names.map(async (n, i) =>
+            [`${n}: ${note}`, head0(await grads[i]!.toArray(), seq, width, hd)] as const)));
+        },
+        async reference() {
           const [Q, K, V] = await slices();
-          const dC = head0(await dctx.toArray(), seq, width, hd);
-          const want = attentionBackwardRef(Q, K, V, dC, refShape);
-          const names = ['dq', 'dk', 'dv'] as const;
-          return Promise.all(names.map(async (n, i) =>
-            compare(head0(await grads[i]!.toArray(), seq, width, hd), want[n], TOL_BWD, `${n}: ${note}`)));
+          const want = attentionBackwardRef(Q, K, V, head0(await dctx.toArray(), seq, width, hd), refShape);
+          return Object.fromEntries(names.map((n) => [`${n}: ${note}`, want[n]]));
         },
       };
     },
@@ -250,11 +262,9 @@ function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'b
       if (!grad) {
         return {
           run: () => noGrad(() => layerNorm(x, w, b, eps)).dispose(),
-          async check() {
-            const y = await noGrad(() => layerNorm(x, w, b, eps)).toArray();
-            const want = layerNormRef(await x.toArray(), await w.toArray(), await b.toArray(), rows, d, eps).y;
-            return [compare(y, want, TOL_FWD, 'y: all')];
-          },
+          tol: TOL_FWD,
+          op: async () => ({ 'y: all': await noGrad(() => layerNorm(x, w, b, eps)).toArray() }),
+          reference: async () => ({ 'y: all': layerNormRef(await x.toArray(), await w.toArray(), await b.toArray(), rows, d, eps).y }),
         };
       }
       const y = layerNorm(x, w, b, eps);
@@ -262,14 +272,14 @@ function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'b
       const back = backwardOf(y, dy);
       return {
         run: () => disposeAll(back()),
-        async check() {
+        tol: TOL_BWD,
+        async op() {
           const [dx, dw, db] = back();
+          return { 'dx: all': await dx!.toArray(), 'dweight: all': await dw!.toArray(), 'dbias: all': await db!.toArray() };
+        },
+        async reference() {
           const want = layerNormBackwardRef(await x.toArray(), await w.toArray(), await dy.toArray(), rows, d, eps);
-          return [
-            compare(await dx!.toArray(), want.dx, TOL_BWD, 'dx: all'),
-            compare(await dw!.toArray(), want.dweight, TOL_BWD, 'dweight: all'),
-            compare(await db!.toArray(), want.dbias, TOL_BWD, 'dbias: all'),
-          ];
+          return { 'dx: all': want.dx, 'dweight: all': want.dweight, 'dbias: all': want.dbias };
         },
       };
     },
@@ -288,11 +298,9 @@ function geluCase(rows: number, cols: number, dir: 'fwd' | 'bwd'): Case {
       if (dir === 'fwd') {
         return {
           run: () => noGrad(() => gelu(x)).dispose(),
-          async check() {
-            const y = (await noGrad(() => gelu(x)).toArray()).subarray(0, subset);
-            const X = await x.toArray();
-            return [compare(y, Float64Array.from(X.subarray(0, subset), geluRef), TOL_FWD, note)];
-          },
+          tol: TOL_FWD,
+          op: async () => ({ [note]: (await noGrad(() => gelu(x)).toArray()).subarray(0, subset) }),
+          reference: async () => ({ [note]: Float64Array.from((await x.toArray()).subarray(0, subset), geluRef) }),
         };
       }
       const y = gelu(x);
@@ -300,11 +308,11 @@ function geluCase(rows: number, cols: number, dir: 'fwd' | 'bwd'): Case {
       const back = backwardOf(y, dy);
       return {
         run: () => disposeAll(back()),
-        async check() {
-          const [dx] = back();
+        tol: TOL_BWD,
+        op: async () => ({ [note]: (await back()[0]!.toArray()).subarray(0, subset) }),
+        async reference() {
           const [X, DY] = [await x.toArray(), await dy.toArray()];
-          const want = Float64Array.from(X.subarray(0, subset), (v, i) => geluGradRef(v) * DY[i]);
-          return [compare((await dx!.toArray()).subarray(0, subset), want, TOL_BWD, note)];
+          return { [note]: Float64Array.from(X.subarray(0, subset), (v, i) => geluGradRef(v) * DY[i]) };
         },
       };
     },
@@ -318,9 +326,11 @@ function addCase(rows: number, cols: number): Case {
       const a = rand([rows, cols]), b = rand([rows, cols]);
       return {
         run: () => add(a, b).dispose(),
-        async check() {
-          const [A, B, C] = [await a.toArray(), await b.toArray(), await add(a, b).toArray()];
-          return [compare(C, Float64Array.from(A, (v, i) => v + B[i]), TOL_FWD, 'all')];
+        tol: TOL_FWD,
+        op: async () => ({ all: await add(a, b).toArray() }),
+        async reference() {
+          const [A, B] = [await a.toArray(), await b.toArray()];
+          return { all: Float64Array.from(A, (v, i) => v + B[i]) };
         },
       };
     },
@@ -337,10 +347,9 @@ function patchifyCase(batch: number, image: number, patch: number, dir: 'fwd' | 
       if (dir === 'fwd') {
         return {
           run: () => noGrad(() => patchify(x, patch)).dispose(),
-          async check() {
-            const got = await noGrad(() => patchify(x, patch)).toArray();
-            return [compare(got, patchifyRef(await x.toArray(), shape, patch, patch), TOL_FWD, 'all')];
-          },
+          tol: TOL_FWD,
+          op: async () => ({ all: await noGrad(() => patchify(x, patch)).toArray() }),
+          reference: async () => ({ all: patchifyRef(await x.toArray(), shape, patch, patch) }),
         };
       }
       const y = patchify(x, patch);
@@ -348,10 +357,9 @@ function patchifyCase(batch: number, image: number, patch: number, dir: 'fwd' | 
       const back = backwardOf(y, dy);
       return {
         run: () => disposeAll(back()),
-        async check() {
-          const [dx] = back();
-          return [compare(await dx!.toArray(), patchifyBackwardRef(await dy.toArray(), shape, patch, patch), TOL_BWD, 'all')];
-        },
+        tol: TOL_BWD,
+        op: async () => ({ all: await back()[0]!.toArray() }),
+        reference: async () => ({ all: patchifyBackwardRef(await dy.toArray(), shape, patch, patch) }),
       };
     },
   };
@@ -365,11 +373,9 @@ function embeddingsCase(batch: number, tokens: number, dim: number): Case {
       const patches = rand([batch, tokens, dim]), cls = rand([1, 1, dim]), pos = rand([1, tokens + 1, dim]);
       return {
         run: () => embeddings(patches, cls, pos).dispose(),
-        async check() {
-          const got = await embeddings(patches, cls, pos).toArray();
-          const want = embeddingsRef(await patches.toArray(), await cls.toArray(), await pos.toArray(), batch, tokens, dim);
-          return [compare(got, want, TOL_FWD, 'all')];
-        },
+        tol: TOL_FWD,
+        op: async () => ({ all: await embeddings(patches, cls, pos).toArray() }),
+        reference: async () => ({ all: embeddingsRef(await patches.toArray(), await cls.toArray(), await pos.toArray(), batch, tokens, dim) }),
       };
     },
   };
@@ -390,13 +396,14 @@ function crossEntropyCase(batch: number, labels: number): Case {
       };
       return {
         run: () => { const r = step(); r.loss.dispose(); r.dlogits.dispose(); },
-        async check() {
+        tol: { loss: TOL_FWD, 'dlogits: all': TOL_BWD },
+        async op() {
           const { loss, dlogits } = step();
+          return { loss: [await loss.item()], 'dlogits: all': await dlogits.toArray() };
+        },
+        async reference() {
           const L = await logits.toArray();
-          return [
-            compare([await loss.item()], [crossEntropyRef(L, y, batch, labels)], TOL_FWD, 'loss'),
-            compare(await dlogits.toArray(), crossEntropyBackwardRef(L, y, batch, labels), TOL_BWD, 'dlogits: all'),
-          ];
+          return { loss: [crossEntropyRef(L, y, batch, labels)], 'dlogits: all': crossEntropyBackwardRef(L, y, batch, labels) };
         },
       };
     },
@@ -410,9 +417,9 @@ function softmaxCase(rows: number, cols: number): Case {
       const x = rand([rows, cols], 2);
       return {
         run: () => softmax(x).dispose(),
-        async check() {
-          return [compare(await softmax(x).toArray(), softmaxRef(await x.toArray(), rows, cols), TOL_FWD, 'all')];
-        },
+        tol: TOL_FWD,
+        op: async () => ({ all: await softmax(x).toArray() }),
+        reference: async () => ({ all: softmaxRef(await x.toArray(), rows, cols) }),
       };
     },
   };
@@ -427,19 +434,24 @@ function adamwCase(n: number, what: string): Case {
       p.grad = keep(rand([n], 0.01));
       const opts = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01 };
       const opt = new AdamW([p], opts);
+      const note = `p: first ${subset} of ${n}`;
+      let before: { p0: Float32Array; g: Float32Array } | null = null; // what the step started from
       return {
         run: () => opt.step(),
-        async check() {
-          // a fresh optimizer state: one step from the initial values, as the reference
-          const p0 = (await p.toArray()).subarray(0, subset);
-          const g = (await p.grad!.toArray()).subarray(0, subset);
+        tol: TOL_FWD,
+        async op() {
+          // a fresh optimizer state: one step from the current values, as the reference
+          before = { p0: (await p.toArray()).subarray(0, subset), g: (await p.grad!.toArray()).subarray(0, subset) };
           const fresh = new AdamW([p], opts);
           fresh.step();
           const got = (await p.toArray()).subarray(0, subset);
           fresh.dispose();
-          const ref = adamwRefInit(p0);
-          adamwRefStep(ref, g, opts);
-          return [compare(got, ref.p, TOL_FWD, `p: first ${subset} of ${n}`)];
+          return { [note]: got };
+        },
+        reference() {
+          const ref = adamwRefInit(before!.p0);
+          adamwRefStep(ref, before!.g, opts);
+          return { [note]: ref.p };
         },
         dispose() {
           opt.dispose();
@@ -531,13 +543,13 @@ for (const c of cases()) {
     await tidy(async () => {
       const p = c.prepare();
       try {
-        const checks = await p.check();
-        const worst = checks.reduce((a, b) => (b.relL2 / b.tol > a.relL2 / a.tol ? b : a));
-        row.max_rel_l2 = worst.relL2;
-        const bad = checks.filter((k) => !(k.relL2 <= k.tol));
+        const checks = await checkRun(p, p.tol);
+        const worst = checks.reduce((a, b) => (b.diff.relL2 / b.tol.relL2 > a.diff.relL2 / a.tol.relL2 ? b : a));
+        row.max_rel_l2 = worst.diff.relL2;
+        const bad = checks.filter((k) => !k.ok);
         row.check = bad.length
-          ? `FAIL ${bad.map((k) => `${k.note} relL2 ${k.relL2.toExponential(1)} > ${k.tol}`).join('; ')}`
-          : `ok ${worst.relL2.toExponential(0)} (${checks.map((k) => k.note).join('; ')})`;
+          ? `FAIL ${bad.map((k) => k.message).join('; ')}`
+          : `ok ${worst.diff.relL2.toExponential(0)} (${checks.map((k) => k.name).join('; ')})`;
         if (bad.length) return;
         const t = await timeKernel(device, p.run, { warmup: 1, reps: fixedReps, targetMs: quick ? 300 : 1000, minReps: 3 });
         row.ms = t.ms;

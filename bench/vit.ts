@@ -15,7 +15,7 @@ import { manualSeed } from '../src/nn/random.ts';
 import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { autotune } from '../src/ops/autotune.ts';
-import { randn } from '../test/helpers.ts';
+import { randn } from './validate.ts';
 import { flag, numFlag, median, adapterInfo, table, fmt, mib, vitRunFailures, type VitMemory } from './common.ts';
 
 const args = process.argv.slice(2);

@@ -1,8 +1,9 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { Tensor, keep, tidy } from '../src/tensor.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { adamwRefInit, adamwRefStep, type AdamWRefOptions } from '../src/ref/adamw.ts';
-import { assertClose, randn } from './helpers.ts';
+import { assertClose, messageHas, randn } from './helpers.ts';
 
 function setGrad(p: Tensor, g: Float32Array): void {
   p.grad?.dispose();
@@ -160,30 +161,20 @@ test('stateDict / loadStateDict: a resumed optimizer continues exactly', async (
   disposeAll(resumed, optC);
 });
 
-function expectError(fn: () => unknown, message: string): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!String((e as Error).message).includes(message)) throw new Error(`expected "${message}", got "${(e as Error).message}"`);
-    return;
-  }
-  throw new Error(`no error (expected "${message}")`);
-}
-
 test('options are validated with messages naming the option', () => {
   const p = param(new Float32Array(4), [4]);
-  expectError(() => new AdamW([p], { lr: -1 }), 'lr must be');
-  expectError(() => new AdamW([p], { betas: [1, 0.9] }), 'betas[0] must be in [0, 1)');
-  expectError(() => new AdamW([p], { betas: [0.9, -0.1] }), 'betas[1] must be in [0, 1)');
-  expectError(() => new AdamW([p], { eps: -1e-8 }), 'eps must be');
-  expectError(() => new AdamW([p], { weightDecay: NaN }), 'weightDecay must be');
-  expectError(() => new AdamW([p, p]), 'appears more than once');
+  assert.throws(() => new AdamW([p], { lr: -1 }), messageHas('lr must be'));
+  assert.throws(() => new AdamW([p], { betas: [1, 0.9] }), messageHas('betas[0] must be in [0, 1)'));
+  assert.throws(() => new AdamW([p], { betas: [0.9, -0.1] }), messageHas('betas[1] must be in [0, 1)'));
+  assert.throws(() => new AdamW([p], { eps: -1e-8 }), messageHas('eps must be'));
+  assert.throws(() => new AdamW([p], { weightDecay: NaN }), messageHas('weightDecay must be'));
+  assert.throws(() => new AdamW([p, p]), messageHas('appears more than once'));
   const opt = new AdamW([p]);
-  expectError(() => { opt.lr = -0.5; }, 'lr must be');
-  expectError(() => opt.loadStateDict({ step: 0, lr: 1, betas: [0.9, 0.9], eps: 0, weightDecay: 0, m: [], v: [] }), 'moments for 0 parameters');
-  expectError(() => opt.loadStateDict({
+  assert.throws(() => { opt.lr = -0.5; }, messageHas('lr must be'));
+  assert.throws(() => opt.loadStateDict({ step: 0, lr: 1, betas: [0.9, 0.9], eps: 0, weightDecay: 0, m: [], v: [] }), messageHas('moments for 0 parameters'));
+  assert.throws(() => opt.loadStateDict({
     step: 1, lr: 1, betas: [0.9, 0.9], eps: 0, weightDecay: 0, m: [new Float32Array(3)], v: [new Float32Array(3)],
-  }), 'has 4 elements, its moments 3 and 3');
+  }), messageHas('has 4 elements, its moments 3 and 3'));
   p.dispose();
 });
 

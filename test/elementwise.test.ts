@@ -2,25 +2,29 @@ import { test } from 'uvu';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { add, gelu, tanh, dropout, scale, mul } from '../src/ops/elementwise.ts';
 import { sum, sumRows } from '../src/ops/reduce.ts';
-import { assertClose, gradCheck, randn } from './helpers.ts';
+import { assertClose, assertOp, gradCheck, randn } from './helpers.ts';
 import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
 
 const tol = { relL2: 1e-6, nmax: 2e-6 };
 
-for (const n of [1, 17, 1003, 70000 * 4 + 3]) {
-  test(`gelu forward/backward matches the exact-erf reference (n=${n})`, () => tidy(async () => {
-    const x = randn(n, n, 2);
-    const dy = randn(n, n + 1);
-    const xt = Tensor.fromArray(x, [n], { requiresGrad: true });
-    const y = gelu(xt);
-    y.backward(Tensor.fromArray(dy, [n]));
-    const yRef = x.map(geluRef);
-    const dxRef = x.map((v, i) => dy[i] * geluGradRef(v));
-    assertClose('gelu', await y.toArray(), yRef, tol);
-    assertClose('gelu dx', await xt.grad!.toArray(), dxRef, { relL2: 2e-6, nmax: 4e-6 });
-    xt.grad!.dispose();
-  }));
-}
+test('gelu forward and backward match the exact-erf reference', () => assertOp({
+  name: 'gelu', shapes: [1, 17, 1003, 70000 * 4 + 3], label: (n) => `n=${n}`,
+  tol: { y: tol, dx: { relL2: 2e-6, nmax: 4e-6 } },
+  prepare(n: number) {
+    const x = randn(n, n, 2), dy = randn(n, n + 1);
+    return {
+      async op() {
+        const xt = Tensor.fromArray(x, [n], { requiresGrad: true });
+        const y = gelu(xt);
+        y.backward(Tensor.fromArray(dy, [n]));
+        const out = { y: await y.toArray(), dx: await xt.grad!.toArray() };
+        xt.grad!.dispose();
+        return out;
+      },
+      reference: () => ({ y: Float64Array.from(x, geluRef), dx: Float64Array.from(x, (v, i) => dy[i] * geluGradRef(v)) }),
+    };
+  },
+}));
 
 test('tanh, add, mul, scale: forward and finite differences', async () => {
   const a = randn(37, 1), b = randn(37, 2);

@@ -1,62 +1,20 @@
 // Shared test helpers: one device for the whole run, seeded data, comparisons that say where they fail.
 import '../src/node.ts'; // Node's platform (Dawn) and autotune cache
+import * as assert from 'uvu/assert';
 import { Device } from '../src/gpu/device.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { rng } from '../src/data/random.ts';
+import { randn } from '../bench/validate.ts';
 
 export { rng };
+// seeded data and comparisons against the references live with bench:kernels, which validates with them too
+export { randn, diff, assertClose, assertOp, type Diff, type Tolerance } from '../bench/validate.ts';
 
 export const SHARED = new URL('../../shared/', import.meta.url).pathname;
 
 export async function setupDevice(): Promise<Device> {
   if (Device.hasDefault) return Device.default;
   return Device.create({ debug: process.env.VITCATS_DEBUG === '1' });
-}
-
-/** n standard-normal-ish floats (Box-Muller), times `scale`. */
-export function randn(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(r(), 1e-12);
-    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
-  }
-  return out;
-}
-
-export interface Diff { relL2: number; nmax: number; maxAbs: number; worstIndex: number }
-
-export function diff(got: ArrayLike<number>, want: ArrayLike<number>): Diff {
-  if (got.length !== want.length) throw new Error(`length ${got.length} != expected ${want.length}`);
-  let num = 0, den = 0, maxAbs = 0, maxRef = 0, worstIndex = -1;
-  for (let i = 0; i < want.length; i++) {
-    const d = got[i] - want[i];
-    if (!Number.isFinite(got[i])) return { relL2: Infinity, nmax: Infinity, maxAbs: Infinity, worstIndex: i };
-    num += d * d;
-    den += want[i] * want[i];
-    if (Math.abs(d) > maxAbs) { maxAbs = Math.abs(d); worstIndex = i; }
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return {
-    relL2: den > 0 ? Math.sqrt(num / den) : Math.sqrt(num),
-    nmax: maxRef > 0 ? maxAbs / maxRef : maxAbs,
-    maxAbs, worstIndex,
-  };
-}
-
-/** Throws with name, both measures and the worst element when outside the tolerances. */
-export function assertClose(
-  name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: { relL2: number; nmax: number },
-): Diff {
-  const d = diff(got, want);
-  if (!(d.relL2 <= tol.relL2 && d.nmax <= tol.nmax)) {
-    const i = d.worstIndex;
-    throw new Error(
-      `${name}: relL2 ${d.relL2.toExponential(2)} (limit ${tol.relL2}), nmax ${d.nmax.toExponential(2)} (limit ${tol.nmax}); ` +
-        `worst at [${i}]: got ${got[i]}, expected ${want[i]}`,
-    );
-  }
-  return d;
 }
 
 /** Reads a tensor to a Float32Array. */
@@ -110,4 +68,28 @@ export async function gradCheck(
   }
   for (const l of leaves) { l.grad?.dispose(); l.dispose(); }
   wT.dispose();
+}
+
+/**
+ * An error check for uvu's `assert.throws`: the message must contain every part (text, or a
+ * pattern it matches); on a mismatch the assertion shows the message.
+ */
+export function messageHas(...parts: (string | RegExp)[]): (e: Error) => boolean {
+  return (e) => {
+    for (const p of parts) {
+      assert.ok(typeof p === 'string' ? e.message.includes(p) : p.test(e.message), `error "${e.message}" should contain ${p}`);
+    }
+    return true;
+  };
+}
+
+/** `assert.throws` for a promise (uvu has none): it must reject with a message holding every part. */
+export async function rejects(promise: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<Error> {
+  try {
+    await promise;
+  } catch (e) {
+    messageHas(...parts)(e as Error);
+    return e as Error;
+  }
+  return assert.unreachable(`expected a rejection with ${parts.join(', ')}`) as never;
 }

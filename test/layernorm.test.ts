@@ -1,8 +1,10 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
 import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
-import { assertClose, gradCheck, randn } from './helpers.ts';
+import { assertClose, assertOp, gradCheck, randn } from './helpers.ts';
+import type { OpRun } from '../bench/validate.ts';
 
 const fwdTol = { relL2: 1e-6, nmax: 1e-5 };
 const gradTol = { relL2: 5e-6, nmax: 5e-5 };
@@ -20,43 +22,53 @@ function inputs(rows: number, d: number, seed: number, scale = 1) {
   return { x, weight, bias, dy };
 }
 
-// threadsPerRow null = the device's choice; the others are the variants of the same kernels
-const cases: { shape: number[]; eps: number; threadsPerRow: number | null }[] = [
-  { shape: [1, 64], eps: 1e-12, threadsPerRow: null },
-  { shape: [17, 96], eps: 1e-6, threadsPerRow: null },
-  { shape: [2, 13, 37], eps: 1e-12, threadsPerRow: null },
-  { shape: [197, 192], eps: 1e-6, threadsPerRow: null },
-  { shape: [26, 768], eps: 1e-12, threadsPerRow: null },
-  { shape: [8, 577, 768], eps: 1e-12, threadsPerRow: null },
-  { shape: [17, 37], eps: 1e-6, threadsPerRow: 1 },
-  { shape: [26, 37], eps: 1e-12, threadsPerRow: 16 },
-  { shape: [17, 768], eps: 1e-6, threadsPerRow: 64 },
-  { shape: [3, 96], eps: 1e-12, threadsPerRow: 256 },
-];
+interface Case { shape: number[]; eps: number }
 
-for (const { shape, eps, threadsPerRow } of cases) {
-  const variant = threadsPerRow === null ? '' : `, ${threadsPerRow} threads per row`;
-  test(`layerNorm forward and backward match the float64 reference [${shape}], eps ${eps}${variant}`, () => tidy(async () => {
-    layerNormConfig.threadsPerRow = threadsPerRow;
-    const d = shape[shape.length - 1];
-    const rows = shape.reduce((a, b) => a * b, 1) / d;
-    const { x, weight, bias, dy } = inputs(rows, d, rows + d);
-    const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
-    const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
-    const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
-    const y = layerNorm(xt, wt, bt, eps);
-    if (y.shape.join() !== shape.join()) throw new Error(`output shape [${y.shape}]`);
-    y.backward(Tensor.fromArray(dy, shape));
-    const ref = layerNormRef(x, weight, bias, rows, d, eps);
-    const g = layerNormBackwardRef(x, weight, dy, rows, d, eps);
-    assertClose('y', await y.toArray(), ref.y, fwdTol);
-    assertClose('dx', await xt.grad!.toArray(), g.dx, gradTol);
-    assertClose('dweight', await wt.grad!.toArray(), g.dweight, gradTol);
-    assertClose('dbias', await bt.grad!.toArray(), g.dbias, gradTol);
-    for (const t of [xt, wt, bt]) t.grad!.dispose();
-    layerNormConfig.threadsPerRow = null;
-  }));
+/** layerNorm forward and backward on seeded inputs, with `threadsPerRow` set while it runs (null: the device's choice). */
+function layerNormRun({ shape, eps }: Case, threadsPerRow: number | null): OpRun {
+  const d = shape[shape.length - 1];
+  const rows = shape.reduce((a, b) => a * b, 1) / d;
+  const { x, weight, bias, dy } = inputs(rows, d, rows + d);
+  return {
+    async op() {
+      const prev = layerNormConfig.threadsPerRow;
+      layerNormConfig.threadsPerRow = threadsPerRow;
+      try {
+        const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
+        const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
+        const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
+        const y = layerNorm(xt, wt, bt, eps);
+        assert.equal(y.shape, shape, 'output shape');
+        y.backward(Tensor.fromArray(dy, shape));
+        const out = { y: await y.toArray(), dx: await xt.grad!.toArray(), dweight: await wt.grad!.toArray(), dbias: await bt.grad!.toArray() };
+        for (const t of [xt, wt, bt]) t.grad!.dispose();
+        return out;
+      } finally {
+        layerNormConfig.threadsPerRow = prev;
+      }
+    },
+    reference() {
+      const g = layerNormBackwardRef(x, weight, dy, rows, d, eps);
+      return { y: layerNormRef(x, weight, bias, rows, d, eps).y, dx: g.dx, dweight: g.dweight, dbias: g.dbias };
+    },
+  };
 }
+
+const tols = { y: fwdTol, dx: gradTol, dweight: gradTol, dbias: gradTol };
+const label = ({ shape, eps }: Case, threads: number | null) => `[${shape}] eps ${eps}${threads === null ? '' : `, ${threads} threads per row`}`;
+
+test('layerNorm forward and backward match the float64 reference (the device\'s threads per row)', () => assertOp({
+  name: 'layerNorm', label, tol: tols, prepare: layerNormRun, variants: [null],
+  shapes: [
+    { shape: [1, 64], eps: 1e-12 }, { shape: [17, 96], eps: 1e-6 }, { shape: [2, 13, 37], eps: 1e-12 },
+    { shape: [197, 192], eps: 1e-6 }, { shape: [26, 768], eps: 1e-12 }, { shape: [8, 577, 768], eps: 1e-12 },
+  ],
+}));
+
+test('layerNorm: every threads-per-row variant of the kernels matches the reference', () => assertOp({
+  name: 'layerNorm', label, tol: tols, prepare: layerNormRun, variants: [1, 16, 64, 256],
+  shapes: [{ shape: [17, 37], eps: 1e-6 }, { shape: [3, 96], eps: 1e-12 }, { shape: [17, 768], eps: 1e-6 }],
+}));
 
 test('eps is applied inside the square root (small-variance rows tell 1e-6 from 1e-12)', () => tidy(async () => {
   const rows = 5, d = 37;
@@ -102,13 +114,7 @@ test('only the inputs that need grad get one; saved statistics are freed', () =>
 test('layerNorm rejects mismatched parameters', () => tidy(() => {
   const x = Tensor.zeros([2, 5]);
   const w = Tensor.zeros([4]);
-  try {
-    layerNorm(x, w, w, 1e-5);
-  } catch (e) {
-    if (!/must have 5 elements/.test(String(e))) throw e;
-    return;
-  }
-  throw new Error('no error for weight [4] with x [2, 5]');
+  assert.throws(() => layerNorm(x, w, w, 1e-5), /must have 5 elements/, 'weight [4] with x [2, 5]');
 }));
 
 test.run();

@@ -7,7 +7,7 @@ import { scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-te
 import { wgsl } from '../src/ops/wgsl.generated.ts';
 import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
-import { assertClose, gradCheck, randn } from './helpers.ts';
+import { assertClose, gradCheck, messageHas, randn } from './helpers.ts';
 
 const fwdTol = { relL2: 1e-5, nmax: 1e-5 };
 const gradTol = { relL2: 5e-5, nmax: 5e-5 };
@@ -137,21 +137,11 @@ test('linear: forward and backward against the reference (ViT-like rows, odd wid
 }));
 
 test('linear and matmul: shape errors name both shapes', () => tidy(() => {
-  const expectThrow = (f: () => unknown, ...parts: string[]) => {
-    try {
-      f();
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (parts.every((p) => msg.includes(p))) return;
-      throw new Error(`error "${msg}" lacks ${parts.join(', ')}`);
-    }
-    throw new Error('expected an error');
-  };
   const x = Tensor.zeros([4, 5]), w = Tensor.zeros([3, 6]), b = Tensor.zeros([5, 2]);
-  expectThrow(() => linear(x, w), '[4,5]', '[3,6]');
-  expectThrow(() => linear(x, Tensor.zeros([3, 5]), Tensor.zeros([4])), '[4]', '[3,5]');
-  expectThrow(() => matmul(x, Tensor.zeros([4, 2])), '[4,5]', '[4,2]');
-  expectThrow(() => matmul(Tensor.zeros([2, 4, 5]), Tensor.zeros([3, 5, 2])), '[2,4,5]', '[3,5,2]');
+  assert.throws(() => linear(x, w), messageHas('[4,5]', '[3,6]'));
+  assert.throws(() => linear(x, Tensor.zeros([3, 5]), Tensor.zeros([4])), messageHas('[4]', '[3,5]'));
+  assert.throws(() => matmul(x, Tensor.zeros([4, 2])), messageHas('[4,5]', '[4,2]'));
+  assert.throws(() => matmul(Tensor.zeros([2, 4, 5]), Tensor.zeros([3, 5, 2])), messageHas('[2,4,5]', '[3,5,2]'));
   matmul(x, b); // fits
 }));
 
@@ -263,6 +253,7 @@ test('matmulRaw register: texture operands copied where rows align, packed elsew
 }));
 
 test('matmulRaw register: products taller than the texture split into K slices, row blocks and runs of items', () => tidy(async () => {
+  const textureRows = matmulConfig.textureRows;
   try {
     // K slices (accumulated, bias once) and row blocks, with operands down the texture either way
     matmulConfig.textureRows = 24;
@@ -296,7 +287,7 @@ test('matmulRaw register: products taller than the texture split into K slices, 
       }
     }
   } finally {
-    matmulConfig.textureRows = 0;
+    matmulConfig.textureRows = textureRows;
   }
 }));
 

@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { patchify, embeddings, selectToken } from '../src/ops/patchify.ts';
 import {
@@ -10,17 +11,6 @@ import { assertClose, gradCheck, randn } from './helpers.ts';
 const exact = { relL2: 0, nmax: 0 };
 const fwdTol = { relL2: 1e-6, nmax: 1e-6 };
 const gradTol = { relL2: 5e-6, nmax: 5e-6 };
-
-function expectThrow(what: string, fn: () => unknown, pattern: RegExp): void {
-  try {
-    tidy(fn);
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (!pattern.test(msg)) throw new Error(`${what}: message "${msg}" does not match ${pattern}`);
-    return;
-  }
-  throw new Error(`${what}: did not throw`);
-}
 
 const patchCases: { batch: number; channels: number; h: number; w: number; patch: number | [number, number] }[] = [
   { batch: 1, channels: 3, h: 32, w: 32, patch: 8 },
@@ -81,10 +71,10 @@ test('patchify then a [D, C*P*P] matmul equals Conv2d(kernel = stride = P)', () 
 
 test('patchify rejects indivisible sizes, naming them', () => {
   const x = Tensor.zeros([1, 3, 30, 40]);
-  expectThrow('30x40 / 8', () => patchify(x, 8), /30x40.*8x8/);
-  expectThrow('30x40 / [5, 16]', () => patchify(x, [5, 16]), /30x40.*5x16/);
-  expectThrow('patch 0', () => patchify(x, 0), /positive integers/);
-  expectThrow('rank 3', () => patchify(Tensor.zeros([3, 8, 8]), 4), /\[B, C, H, W\].*\[3,8,8\]/);
+  assert.throws(() => tidy(() => patchify(x, 8)), /30x40.*8x8/, '30x40 / 8');
+  assert.throws(() => tidy(() => patchify(x, [5, 16])), /30x40.*5x16/, '30x40 / [5, 16]');
+  assert.throws(() => tidy(() => patchify(x, 0)), /positive integers/, 'patch 0');
+  assert.throws(() => tidy(() => patchify(Tensor.zeros([3, 8, 8]), 4)), /\[B, C, H, W\].*\[3,8,8\]/, 'rank 3');
   x.dispose();
 });
 
@@ -142,11 +132,11 @@ test('embeddings rejects mismatched shapes', () => {
   const p = Tensor.zeros([2, 4, 8]);
   const cls = Tensor.zeros([1, 1, 8]);
   const pos = Tensor.zeros([1, 5, 8]);
-  expectThrow('pos T', () => embeddings(p, cls, Tensor.zeros([1, 4, 8])), /pos must be \[1, 5, 8\].*got \[1,4,8\]/);
-  expectThrow('pos D', () => embeddings(p, cls, Tensor.zeros([1, 5, 7])), /pos must be \[1, 5, 8\]/);
-  expectThrow('cls D', () => embeddings(p, Tensor.zeros([1, 1, 7]), pos), /cls must be \[1, 1, 8\].*got \[1,1,7\]/);
-  expectThrow('cls rank', () => embeddings(p, Tensor.zeros([8]), pos), /cls must be \[1, 1, D\]/);
-  expectThrow('patches rank', () => embeddings(Tensor.zeros([8, 8]), cls, pos), /patches must be \[B, T, D\]/);
+  assert.throws(() => tidy(() => embeddings(p, cls, Tensor.zeros([1, 4, 8]))), /pos must be \[1, 5, 8\].*got \[1,4,8\]/, 'pos T');
+  assert.throws(() => tidy(() => embeddings(p, cls, Tensor.zeros([1, 5, 7]))), /pos must be \[1, 5, 8\]/, 'pos D');
+  assert.throws(() => tidy(() => embeddings(p, Tensor.zeros([1, 1, 7]), pos)), /cls must be \[1, 1, 8\].*got \[1,1,7\]/, 'cls D');
+  assert.throws(() => tidy(() => embeddings(p, Tensor.zeros([8]), pos)), /cls must be \[1, 1, D\]/, 'cls rank');
+  assert.throws(() => tidy(() => embeddings(Tensor.zeros([8, 8]), cls, pos)), /patches must be \[B, T, D\]/, 'patches rank');
   for (const t of [p, cls, pos]) t.dispose();
 });
 
@@ -175,8 +165,8 @@ for (const { batch, seqLen, dim, index } of selectCases) {
 
 test('selectToken rejects an index out of range', () => {
   const h = Tensor.zeros([2, 5, 3]);
-  expectThrow('index 5', () => selectToken(h, 5), /index 5 is out of range for 5 tokens/);
-  expectThrow('index -6', () => selectToken(h, -6), /index -6/);
+  assert.throws(() => tidy(() => selectToken(h, 5)), /index 5 is out of range for 5 tokens/, 'index 5');
+  assert.throws(() => tidy(() => selectToken(h, -6)), /index -6/, 'index -6');
   h.dispose();
 });
 

@@ -65,4 +65,18 @@ test('a stray .only fails the run and names the test; the others count as skippe
   assert.match(r.output, /test\.only.*"case 4"/);
 });
 
+test('a test file that leaves a global setting changed fails the run and is named', async () => {
+  const layernorm = new URL('../src/ops/layernorm.ts', import.meta.url).href;
+  const leaky = `import { test } from ${JSON.stringify(uvuUrl)};
+import { layerNormConfig } from ${JSON.stringify(layernorm)};
+test('sets and forgets', () => { layerNormConfig.threadsPerRow = 16; });
+test.run();
+`;
+  const r = await runOn({ 'a.test.ts': fixture(2), 'leaky.test.ts': leaky });
+  assert.is(r.last, '3 passed, 0 failed, 0 skipped', r.output);
+  assert.is(r.code, 1, r.output);
+  assert.match(r.output, /leaky\.test\.ts: global settings changed from .*"threadsPerRow":null.* to .*"threadsPerRow":16/);
+  assert.not.match(r.output, /a\.test\.ts: global settings/);
+});
+
 test.run();

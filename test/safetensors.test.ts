@@ -8,7 +8,7 @@ import {
   parseSafetensors, serializeSafetensors, toNumbers, elementSize, type TensorToWrite,
 } from '../src/io/safetensors.ts';
 import { readFileBytes, writeFileAtomic, readCheckpointDir, writeCheckpointDir } from '../src/io/files-node.ts';
-import { SHARED } from './helpers.ts';
+import { SHARED, messageHas, rejects } from './helpers.ts';
 
 const GOLDEN = join(SHARED, 'golden');
 
@@ -21,24 +21,6 @@ function rawFile(header: unknown, data: Uint8Array | number = 0, headerText?: st
   out.set(json, 8);
   out.set(body, 8 + json.length);
   return out;
-}
-
-function throwsWith(fn: () => unknown, ...parts: (string | RegExp)[]): void {
-  let message: string | null = null;
-  try { fn(); } catch (e) { message = (e as Error).message; }
-  if (message === null) assert.unreachable(`expected an error containing ${parts.join(', ')}`);
-  for (const p of parts) {
-    const ok = typeof p === 'string' ? message!.includes(p) : p.test(message!);
-    assert.ok(ok, `error "${message}" should contain ${p}`);
-  }
-}
-
-async function rejectsWith(promise: Promise<unknown>, ...parts: string[]): Promise<Error> {
-  try { await promise; } catch (e) {
-    for (const p of parts) assert.ok((e as Error).message.includes(p), `error "${(e as Error).message}" should contain ${p}`);
-    return e as Error;
-  }
-  return assert.unreachable(`expected a rejection containing ${parts.join(', ')}`) as never;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -248,7 +230,7 @@ test('F64 converts to the nearest float32 (overflow -> inf), inf and nan kept', 
 test('toNumbers: I64 exactly, refuses values beyond 2^53', () => {
   assert.equal(toNumbers({ data: new BigInt64Array([3n, -1n]) }), [3, -1]);
   assert.equal(toNumbers({ data: new Float32Array([0.5]) }), [0.5]);
-  throwsWith(() => toNumbers({ data: new BigInt64Array([2n ** 60n]) }, 'labels'), 'labels[0]', '1152921504606846976');
+  assert.throws(() => toNumbers({ data: new BigInt64Array([2n ** 60n]) }, 'labels'), messageHas('labels[0]', '1152921504606846976'));
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -258,21 +240,21 @@ const F = 'bad.safetensors';
 const ok = (extra: Record<string, unknown> = {}) => ({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, ...extra });
 
 test('malformed: file and header framing', () => {
-  throwsWith(() => parseSafetensors(new Uint8Array(5), F), F, 'shorter than');
+  assert.throws(() => parseSafetensors(new Uint8Array(5), F), messageHas(F, 'shorter than'));
   const pastEnd = new Uint8Array(16);
   new DataView(pastEnd.buffer).setBigUint64(0, 100n, true);
-  throwsWith(() => parseSafetensors(pastEnd, F), F, 'past the end');
+  assert.throws(() => parseSafetensors(pastEnd, F), messageHas(F, 'past the end'));
   const absurd = new Uint8Array(16);
   new DataView(absurd.buffer).setBigUint64(0, 2n ** 40n, true);
-  throwsWith(() => parseSafetensors(absurd, F), F, 'absurd');
-  throwsWith(() => parseSafetensors(rawFile(null, 0, '{"w": '), F), F, 'not valid JSON');
+  assert.throws(() => parseSafetensors(absurd, F), messageHas(F, 'absurd'));
+  assert.throws(() => parseSafetensors(rawFile(null, 0, '{"w": '), F), messageHas(F, 'not valid JSON'));
   const badUtf8 = rawFile(null, 0, '{"a":1}');
   badUtf8[9] = 0xff;
-  throwsWith(() => parseSafetensors(badUtf8, F), F, 'UTF-8');
-  throwsWith(() => parseSafetensors(rawFile([1, 2]), F), F, 'must be a JSON object');
-  throwsWith(() => parseSafetensors(rawFile(7), F), F, 'must be a JSON object');
-  throwsWith(() => parseSafetensors(rawFile({ __metadata__: { a: 1 } }), F), F, '__metadata__', '"a"');
-  throwsWith(() => parseSafetensors(rawFile({ __metadata__: [] }), F), F, '__metadata__');
+  assert.throws(() => parseSafetensors(badUtf8, F), messageHas(F, 'UTF-8'));
+  assert.throws(() => parseSafetensors(rawFile([1, 2]), F), messageHas(F, 'must be a JSON object'));
+  assert.throws(() => parseSafetensors(rawFile(7), F), messageHas(F, 'must be a JSON object'));
+  assert.throws(() => parseSafetensors(rawFile({ __metadata__: { a: 1 } }), F), messageHas(F, '__metadata__', '"a"'));
+  assert.throws(() => parseSafetensors(rawFile({ __metadata__: [] }), F), messageHas(F, '__metadata__'));
 });
 
 test('malformed: tensor entries (dtype, shape, data_offsets)', () => {
@@ -294,21 +276,21 @@ test('malformed: tensor entries (dtype, shape, data_offsets)', () => {
     [{ dtype: 'F16', shape: [2], data_offsets: [0, 8] }, '2 bytes (F16) = 4'],
   ];
   for (const [entry, phrase] of cases) {
-    throwsWith(() => parseSafetensors(rawFile({ 'enc.w': entry }, 8), F), F, 'tensor "enc.w"', phrase);
+    assert.throws(() => parseSafetensors(rawFile({ 'enc.w': entry }, 8), F), messageHas(F, 'tensor "enc.w"', phrase));
   }
 });
 
 test('malformed: offsets outside the buffer, overlaps, holes, trailing bytes', () => {
-  throwsWith(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8), F),
-    F, 'tensor "w"', 'outside the data buffer of 8 bytes');
-  throwsWith(() => parseSafetensors(rawFile(ok({ v: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), 8), F),
-    F, 'overlaps', '"v"', '"w"');
-  throwsWith(() => parseSafetensors(rawFile(ok({ v: { dtype: 'F32', shape: [1], data_offsets: [12, 16] } }), 16), F),
-    F, 'hole of 4 bytes', '"w"', '"v"', 'fully covered');
-  throwsWith(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12), F),
-    F, 'hole of 4 bytes', 'start of the data buffer', '"w"');
-  throwsWith(() => parseSafetensors(rawFile(ok(), 11), F), F, '3 trailing bytes', '"w"', 'fully covered');
-  throwsWith(() => parseSafetensors(rawFile({}, 4), F), F, '4 trailing bytes');
+  assert.throws(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8), F),
+    messageHas(F, 'tensor "w"', 'outside the data buffer of 8 bytes'));
+  assert.throws(() => parseSafetensors(rawFile(ok({ v: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), 8), F),
+    messageHas(F, 'overlaps', '"v"', '"w"'));
+  assert.throws(() => parseSafetensors(rawFile(ok({ v: { dtype: 'F32', shape: [1], data_offsets: [12, 16] } }), 16), F),
+    messageHas(F, 'hole of 4 bytes', '"w"', '"v"', 'fully covered'));
+  assert.throws(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12), F),
+    messageHas(F, 'hole of 4 bytes', 'start of the data buffer', '"w"'));
+  assert.throws(() => parseSafetensors(rawFile(ok(), 11), F), messageHas(F, '3 trailing bytes', '"w"', 'fully covered'));
+  assert.throws(() => parseSafetensors(rawFile({}, 4), F), messageHas(F, '4 trailing bytes'));
   // empty tensors anywhere are fine, and an empty file body with no tensors is valid
   const withEmpty = rawFile(ok({ e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] }, s: { dtype: 'I64', shape: [0, 2], data_offsets: [0, 0] } }), 8);
   assert.equal(parseSafetensors(withEmpty, F).tensors.get('e')!.shape, [0]);
@@ -317,13 +299,13 @@ test('malformed: offsets outside the buffer, overlaps, holes, trailing bytes', (
 
 test('serialize rejects inconsistent tensors, naming them', () => {
   const f = new Float32Array(4);
-  throwsWith(() => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: f } }), 'tensor "w"', '4 elements', 'needs 3');
-  throwsWith(() => serializeSafetensors({ w: { dtype: 'I64', shape: [4], data: f } }), 'tensor "w"', 'BigInt64Array');
-  throwsWith(() => serializeSafetensors({ w: { dtype: 'F8' as any, shape: [4], data: f } }), 'tensor "w"', 'cannot write dtype');
-  throwsWith(() => serializeSafetensors({ w: { dtype: 'F32', shape: [-4], data: f } }), 'tensor "w"', 'shape');
-  throwsWith(() => serializeSafetensors({ w: { dtype: 'I8', shape: [1], data: new Int32Array([200]) } }), 'tensor "w"', 'does not fit in I8');
-  throwsWith(() => serializeSafetensors({ __metadata__: { dtype: 'F32', shape: [4], data: f } }), 'invalid tensor name');
-  throwsWith(() => serializeSafetensors({}, { n: 3 as any }), 'metadata "n"');
+  assert.throws(() => serializeSafetensors({ w: { dtype: 'F32', shape: [3], data: f } }), messageHas('tensor "w"', '4 elements', 'needs 3'));
+  assert.throws(() => serializeSafetensors({ w: { dtype: 'I64', shape: [4], data: f } }), messageHas('tensor "w"', 'BigInt64Array'));
+  assert.throws(() => serializeSafetensors({ w: { dtype: 'F8' as any, shape: [4], data: f } }), messageHas('tensor "w"', 'cannot write dtype'));
+  assert.throws(() => serializeSafetensors({ w: { dtype: 'F32', shape: [-4], data: f } }), messageHas('tensor "w"', 'shape'));
+  assert.throws(() => serializeSafetensors({ w: { dtype: 'I8', shape: [1], data: new Int32Array([200]) } }), messageHas('tensor "w"', 'does not fit in I8'));
+  assert.throws(() => serializeSafetensors({ __metadata__: { dtype: 'F32', shape: [4], data: f } }), messageHas('invalid tensor name'));
+  assert.throws(() => serializeSafetensors({}, { n: 3 as any }), messageHas('metadata "n"'));
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -340,7 +322,7 @@ test('writeFileAtomic writes and replaces, leaving no temp file; readFileBytes n
     await writeFileAtomic(target, 'héllo');
     assert.is(readFileSync(target, 'utf8'), 'héllo');
     assert.equal(readdirSync(dir), ['a.bin']);
-    const err = await rejectsWith(readFileBytes(join(dir, 'missing.bin')), join(dir, 'missing.bin'));
+    const err = await rejects(readFileBytes(join(dir, 'missing.bin')), join(dir, 'missing.bin'));
     assert.is((err as NodeJS.ErrnoException).code, 'ENOENT');
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
@@ -351,7 +333,7 @@ test('writeFileAtomic: a failed write removes the temp file and leaves the old t
     // target is an existing directory: the rename fails after the temp file was written
     mkdirSync(join(dir, 'sub'));
     writeFileSync(join(dir, 'sub', 'keep.txt'), 'keep');
-    await rejectsWith(writeFileAtomic(join(dir, 'sub'), 'data'), join(dir, 'sub'));
+    await rejects(writeFileAtomic(join(dir, 'sub'), 'data'), join(dir, 'sub'));
     assert.equal(readdirSync(dir), ['sub']);
     assert.equal(readdirSync(join(dir, 'sub')), ['keep.txt']);
 
@@ -359,7 +341,7 @@ test('writeFileAtomic: a failed write removes the temp file and leaves the old t
     const target = join(dir, 'model.safetensors');
     writeFileSync(target, 'old');
     const notWritable = new Proxy(new Uint8Array(4), {}) as Uint8Array;
-    await rejectsWith(writeFileAtomic(target, notWritable), target);
+    await rejects(writeFileAtomic(target, notWritable), target);
     assert.is(readFileSync(target, 'utf8'), 'old');
     assert.equal(readdirSync(dir).sort(), ['model.safetensors', 'sub']);
 
@@ -370,7 +352,7 @@ test('writeFileAtomic: a failed write removes the temp file and leaves the old t
       writeFileSync(join(ro, 'f.txt'), 'old');
       chmodSync(ro, 0o555);
       try {
-        await rejectsWith(writeFileAtomic(join(ro, 'f.txt'), 'new'), join(ro, 'f.txt'));
+        await rejects(writeFileAtomic(join(ro, 'f.txt'), 'new'), join(ro, 'f.txt'));
         assert.is(readFileSync(join(ro, 'f.txt'), 'utf8'), 'old');
         assert.equal(readdirSync(ro), ['f.txt']);
       } finally { chmodSync(ro, 0o755); }
@@ -396,25 +378,25 @@ test('checkpoint dir: golden vit-micro reads, writes (byte-identical weights) an
     // overwriting an existing checkpoint works too
     await writeCheckpointDir(out, golden.config, weights);
     assert.equal(readdirSync(out).sort(), ['README.md', 'config.json', 'extra.bin', 'model.safetensors']);
-    await rejectsWith(writeCheckpointDir(out, golden.config, weights, { '../x': 'no' }), 'invalid extra file name');
+    await rejects(writeCheckpointDir(out, golden.config, weights, { '../x': 'no' }), 'invalid extra file name');
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('checkpoint dir: errors name the missing or broken file', async () => {
   const dir = scratch();
   try {
-    await rejectsWith(readCheckpointDir(join(dir, 'nope')), join(dir, 'nope'));
-    await rejectsWith(readCheckpointDir(dir), 'config.json', dir);
+    await rejects(readCheckpointDir(join(dir, 'nope')), join(dir, 'nope'));
+    await rejects(readCheckpointDir(dir), 'config.json', dir);
     writeFileSync(join(dir, 'config.json'), '{"hidden_size": 64, "num_attention_heads": 4}');
-    await rejectsWith(readCheckpointDir(dir), 'model.safetensors', dir);
+    await rejects(readCheckpointDir(dir), 'model.safetensors', dir);
     writeFileSync(join(dir, 'pytorch_model.bin'), '');
-    await rejectsWith(readCheckpointDir(dir), 'model.safetensors', 'pytorch_model.bin');
+    await rejects(readCheckpointDir(dir), 'model.safetensors', 'pytorch_model.bin');
     writeFileSync(join(dir, 'model.safetensors'), new Uint8Array(3));
-    await rejectsWith(readCheckpointDir(dir), join(dir, 'model.safetensors'), 'shorter than');
+    await rejects(readCheckpointDir(dir), join(dir, 'model.safetensors'), 'shorter than');
     writeFileSync(join(dir, 'config.json'), '{"hidden_size": 64,');
-    await rejectsWith(readCheckpointDir(dir), join(dir, 'config.json'), 'invalid JSON');
+    await rejects(readCheckpointDir(dir), join(dir, 'config.json'), 'invalid JSON');
     writeFileSync(join(dir, 'config.json'), '{"hidden_size": "64"}');
-    await rejectsWith(readCheckpointDir(dir), join(dir, 'config.json'), 'hidden_size must be a positive integer');
+    await rejects(readCheckpointDir(dir), join(dir, 'config.json'), 'hidden_size must be a positive integer');
     assert.ok(existsSync(join(dir, 'config.json')));
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });

@@ -8,29 +8,9 @@ import { join } from 'node:path';
 import {
   Device, Tensor, tidy, ViTConfig, ViTModel, ViTForImageClassification, AdamW, manualSeed, serializeSafetensors, parseSafetensors,
 } from '../src/index.ts';
-import { assertClose, randn } from './helpers.ts';
+import { assertClose, randn, rejects } from './helpers.ts';
 
 const small = { image_size: 16, patch_size: 4, hidden_size: 24, num_hidden_layers: 2, num_attention_heads: 3, intermediate_size: 40, num_labels: 3 };
-
-function expectThrow(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!pattern.test((e as Error).message)) throw new Error(`wrong message: ${(e as Error).message} (wanted ${pattern})`);
-    return;
-  }
-  throw new Error(`no error thrown (wanted ${pattern})`);
-}
-
-async function expectReject(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    if (!pattern.test((e as Error).message)) throw new Error(`wrong message: ${(e as Error).message} (wanted ${pattern})`);
-    return;
-  }
-  throw new Error(`no error thrown (wanted ${pattern})`);
-}
 
 test('HF parameter names and shapes', () => {
   manualSeed(1);
@@ -54,15 +34,15 @@ test('HF parameter names and shapes', () => {
 });
 
 test('bad input: config, image size, channels, labels', () => {
-  expectThrow(() => new ViTConfig({ hidden_size: 10, num_attention_heads: 3 }), /hidden size \(10\) is not a multiple of the number of attention heads \(3\)/);
-  expectThrow(() => new ViTConfig({ image_size: 30, patch_size: 8 }), /30.*8|8.*30/);
+  assert.throws(() => new ViTConfig({ hidden_size: 10, num_attention_heads: 3 }), /hidden size \(10\) is not a multiple of the number of attention heads \(3\)/);
+  assert.throws(() => new ViTConfig({ image_size: 30, patch_size: 8 }), /30.*8|8.*30/);
   const m = new ViTForImageClassification(new ViTConfig(small));
   tidy(() => {
-    expectThrow(() => m.forward(Tensor.zeros([1, 3, 20, 16])), /Input image size \(20\*16\) doesn't match model \(16\*16\)/);
-    expectThrow(() => m.forward(Tensor.zeros([1, 1, 16, 16])), /channel dimension/);
-    expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0, 3] }), /labels\[1\] = 3 is out of range for 3 labels/);
-    expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0] }), /labels/);
-    expectThrow(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: Tensor.fromArray(new Int32Array([0, 3]), [2]) }),
+    assert.throws(() => m.forward(Tensor.zeros([1, 3, 20, 16])), /Input image size \(20\*16\) doesn't match model \(16\*16\)/);
+    assert.throws(() => m.forward(Tensor.zeros([1, 1, 16, 16])), /channel dimension/);
+    assert.throws(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0, 3] }), /labels\[1\] = 3 is out of range for 3 labels/);
+    assert.throws(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: [0] }), /labels/);
+    assert.throws(() => m.forward(Tensor.zeros([2, 3, 16, 16]), { labels: Tensor.fromArray(new Int32Array([0, 3]), [2]) }),
       /labels tensor \[2\]: labels\[1\] = 3 is out of range for 3 labels/);
   });
   m.dispose();
@@ -203,18 +183,18 @@ test('checkpoint errors: missing/unexpected tensors, shape and dtype disagreemen
     writeFileSync(weights, serializeSafetensors(copy));
   };
   rewrite((t) => t.delete('vit.layernorm.weight'));
-  await expectReject(ViTForImageClassification.fromPretrained(dir), /missing tensors: vit\.layernorm\.weight/);
+  await rejects(ViTForImageClassification.fromPretrained(dir), /missing tensors: vit\.layernorm\.weight/);
   rewrite((t) => t.set('vit.extra.thing', { dtype: 'F32', shape: [2], data: new Float32Array(2) }));
-  await expectReject(ViTForImageClassification.fromPretrained(dir), /unexpected tensors: vit\.extra\.thing/);
+  await rejects(ViTForImageClassification.fromPretrained(dir), /unexpected tensors: vit\.extra\.thing/);
   rewrite((t) => t.set('vit.layernorm.weight', { dtype: 'F32', shape: [25], data: new Float32Array(25) }));
-  await expectReject(ViTForImageClassification.fromPretrained(dir), /vit\.layernorm\.weight.*\[25\].*\[24\]/);
+  await rejects(ViTForImageClassification.fromPretrained(dir), /vit\.layernorm\.weight.*\[25\].*\[24\]/);
   rewrite((t) => t.set('vit.layernorm.weight', { dtype: 'I64', shape: [24], data: new BigInt64Array(24) }));
-  await expectReject(ViTForImageClassification.fromPretrained(dir), /vit\.layernorm\.weight.*dtype I64/);
+  await rejects(ViTForImageClassification.fromPretrained(dir), /vit\.layernorm\.weight.*dtype I64/);
   writeFileSync(weights, good.subarray(0, good.length - 100));
-  await expectReject(ViTForImageClassification.fromPretrained(dir), /model\.safetensors/);
+  await rejects(ViTForImageClassification.fromPretrained(dir), /model\.safetensors/);
   // a new head for another label count needs ignoreMismatchedSizes, as in transformers
   writeFileSync(weights, good);
-  await expectReject(ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 } }), /classifier\.(weight|bias)/);
+  await rejects(ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 } }), /classifier\.(weight|bias)/);
   const m2 = await ViTForImageClassification.fromPretrained(dir, { config: { num_labels: 2 }, ignoreMismatchedSizes: true, warn: false });
   if (m2.classifier.weight.shape[0] !== 2) throw new Error('new head shape');
   if (!existsSync(join(dir, 'config.json'))) throw new Error('config.json lost');
