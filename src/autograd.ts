@@ -1,7 +1,9 @@
 // A minimal tape: each op that sees an input requiring grad attaches a GradFn to its output.
 // backward() walks the graph once in reverse topological order (no recursion per path), sums the
 // gradients that meet at a tensor, hands leaves their .grad and frees what the ops saved.
-import { Tensor, installBackward, keep } from './tensor.ts';
+// It imports Tensor as a type only: tensor.ts imports backward() from here, so the graph stays acyclic.
+import type { Tensor } from './tensor.ts';
+import { wgsl } from './gpu/wgsl.generated.ts';
 
 export interface GradFn {
   name: string;
@@ -84,19 +86,32 @@ function releaseGradFn(t: Tensor): void {
   if (fn?.saved) for (const s of fn.saved) s.dispose();
 }
 
-// Set by ops/elementwise.ts (kept out of this file so the tape has no kernel dependencies).
-let addTensors: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-let accumulateInto: ((target: Tensor, g: Tensor) => void) | null = null;
-let onesLike: ((t: Tensor) => Tensor) | null = null;
-/** @internal */
-export function installGradHelpers(h: {
-  add: (a: Tensor, b: Tensor) => Tensor;
-  accumulate: (target: Tensor, g: Tensor) => void;
-  ones: (t: Tensor) => Tensor;
-}): void {
-  addTensors = h.add;
-  accumulateInto = h.accumulate;
-  onesLike = h.ones;
+// The tape's own arithmetic (the seed of ones, sums where gradients meet, leaves' accumulation):
+// three entry points of shaders/elementwise.wgsl, dispatched here so the tape needs no op module.
+function elementwise(entry: 'add' | 'accumulate' | 'fill', tensors: Tensor[], alpha: number): void {
+  const n = tensors[0].size;
+  if (n === 0) return;
+  const device = tensors[0].device;
+  device.dispatch({
+    shader: wgsl.elementwise, entry, uniforms: { n, alpha },
+    bindings: tensors.map((t) => t.binding), workgroups: device.grid(n, 256),
+  });
+}
+
+function onesLike(t: Tensor): Tensor {
+  const out = t.emptyLike();
+  elementwise('fill', [out], 1);
+  return out;
+}
+
+function addTensors(a: Tensor, b: Tensor): Tensor {
+  const out = a.emptyLike();
+  elementwise('add', [a, b, out], 0);
+  return out;
+}
+
+function accumulateInto(target: Tensor, g: Tensor): void {
+  elementwise('accumulate', [target, g], 1);
 }
 
 function topologicalOrder(root: Tensor): Tensor[] {
@@ -120,7 +135,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order.reverse(); // root first
 }
 
-function backward(root: Tensor, gradOutput?: Tensor): void {
+/** The backward pass from `root` (Tensor.backward). */
+export function backward(root: Tensor, gradOutput?: Tensor): void {
   if (!root.requiresGrad) {
     throw new Error(`backward(): ${root} does not require grad (no input of the graph has requiresGrad, or it ran under noGrad)`);
   }
@@ -139,7 +155,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
     );
   }
   const grads = new Map<Tensor, Tensor>();
-  const seed = gradOutput ?? onesLike!(root);
+  const seed = gradOutput ?? onesLike(root);
   grads.set(root, seed);
   const prevEnabled = gradEnabled;
   gradEnabled = false; // backward kernels are not themselves recorded
@@ -160,7 +176,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
           }
           const prev = grads.get(input);
           if (prev) {
-            grads.set(input, addTensors!(prev, ig));
+            grads.set(input, addTensors(prev, ig));
             prev.dispose();
             ig.dispose();
           } else {
@@ -170,10 +186,10 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
         releaseGradFn(t);
         if (g !== gradOutput) g.dispose();
       } else if (t.grad) {
-        accumulateInto!(t.grad, g); // leaves accumulate across backward() calls, like torch
+        accumulateInto(t.grad, g); // leaves accumulate across backward() calls, like torch
         if (g !== gradOutput) g.dispose();
       } else {
-        t.grad = keep(g.shape.length === t.shape.length ? g : g.view(t.shape));
+        t.grad = (g.shape.length === t.shape.length ? g : g.view(t.shape)).keep();
         if (t.grad !== g) g.dispose();
       }
     }
@@ -182,4 +198,3 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
   }
 }
 
-installBackward(backward);

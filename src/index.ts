@@ -11,7 +11,7 @@ export {
   autotune, autotuneMatmul, lastAutotune, setDefaultAutotuneCache,
   type AutotuneCache, type AutotuneEntry, type AutotuneOptions, type AutotuneResult,
 } from './ops/autotune.ts';
-export { wgsl } from './ops/wgsl.generated.ts';
+export { wgsl } from './gpu/wgsl.generated.ts';
 export { manualSeed } from './nn/random.ts';
 export { Module, Linear, LayerNorm, Dropout } from './nn/module.ts';
 export { ViTConfig } from './vit/config.ts';

@@ -1,6 +1,6 @@
 // float32 (and int32 label) tensors living in pooled GPU buffers, with scope-based freeing.
 import { Device } from './gpu/device.ts';
-import type { GradFn } from './autograd.ts';
+import { backward, type GradFn } from './autograd.ts';
 
 export type DType = 'f32' | 'i32';
 
@@ -224,8 +224,17 @@ export class Tensor {
 
   /** Backpropagates from this tensor (a scalar unless `gradOutput` is given). */
   backward(gradOutput?: Tensor): void {
-    // imported lazily to keep the module graph acyclic at load time
-    backwardImpl(this, gradOutput);
+    backward(this, gradOutput);
+  }
+
+  /** An uninitialised tensor of this one's shape, dtype and device (torch.empty_like). */
+  emptyLike(): Tensor {
+    return Tensor.empty(this.shape, { device: this.device, dtype: this.dtype });
+  }
+
+  /** Marks this tensor as outliving every open scope (as `keep(t)`); returns it. */
+  keep(): this {
+    return keep(this);
   }
 
   toString(): string {
@@ -233,13 +242,6 @@ export class Tensor {
   }
 }
 
-let backwardImpl: (t: Tensor, g?: Tensor) => void = () => {
-  throw new Error('autograd not loaded');
-};
-/** @internal autograd.ts installs the backward pass here */
-export function installBackward(fn: (t: Tensor, g?: Tensor) => void): void {
-  backwardImpl = fn;
-}
 
 function checkShape(shape: readonly number[]): void {
   for (const d of shape) {

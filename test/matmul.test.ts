@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { Device } from '../src/gpu/device.ts';
 import type { KernelVariant } from '../src/ops/variants.ts';
 import { scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
-import { wgsl } from '../src/ops/wgsl.generated.ts';
+import { wgsl } from '../src/gpu/wgsl.generated.ts';
 import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, gradCheck, messageHas, randn } from './helpers.ts';

@@ -1,6 +1,6 @@
 // Per-dispatch GPU timestamps (Device.setProfiling / takeTimings) as bench/ uses them.
 import { test } from 'uvu';
-import { wgsl } from '../src/ops/wgsl.generated.ts';
+import { wgsl } from '../src/gpu/wgsl.generated.ts';
 import * as assert from 'uvu/assert';
 import { setupDevice } from './helpers.ts';
 import { Tensor, tidy } from '../src/tensor.ts';

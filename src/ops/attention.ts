@@ -6,7 +6,7 @@ import type { Device } from '../gpu/device.ts';
 import { record } from '../autograd.ts';
 import { matmulKernel, matmulRaw } from './matmul.ts';
 import { kernelVariants } from './variants.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 
 export interface AttentionOptions {
   heads: number;

@@ -6,7 +6,7 @@ import type { Device } from '../gpu/device.ts';
 import { Tensor, tidy } from '../tensor.ts';
 import { matmulRaw } from './matmul.ts';
 import { MATMUL_VARIANTS, setKernelVariants, variantForcedByEnv, kernelVariants, type KernelVariant } from './variants.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 
 export interface AutotuneEntry {
   matmulVariant: KernelVariant;

@@ -1,7 +1,7 @@
 // Elementwise ops (shaders/elementwise.wgsl): add, mul, scale, accumulate, fill, GELU, tanh, dropout.
 import { Tensor } from '../tensor.ts';
-import { wgsl } from './wgsl.generated.ts';
-import { record, installGradHelpers } from '../autograd.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
+import { record } from '../autograd.ts';
 
 const WG = 256;
 
@@ -120,17 +120,3 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
     return [dx];
   });
 }
-
-installGradHelpers({
-  add: (a, b) => {
-    const out = Tensor.empty(a.shape, { device: a.device });
-    run('add', a.size, [a, b, out]);
-    return out;
-  },
-  accumulate: (t, g) => accumulate(t, g),
-  ones: (t) => {
-    const o = Tensor.empty(t.shape, { device: t.device });
-    fill(o, 1);
-    return o;
-  },
-});

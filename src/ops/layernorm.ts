@@ -1,6 +1,6 @@
 // LayerNorm over the last axis (shaders/layernorm.wgsl), torch semantics (biased variance).
 import { Tensor, keep } from '../tensor.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 

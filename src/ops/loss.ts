@@ -1,6 +1,6 @@
 // Softmax cross-entropy and softmax (shaders/loss.wgsl).
 import { Tensor, keep } from '../tensor.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 

@@ -6,7 +6,7 @@ import type { Shader } from '../gpu/device.ts';
 import { sumRowsRaw } from './reduce.ts';
 import { kernelVariants, type KernelVariant } from './variants.ts';
 import { scratchTextures } from './scratch-textures.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 
 export interface MatmulParams {
   M: number;

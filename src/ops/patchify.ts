@@ -1,7 +1,7 @@
 // Patch embedding and token ops (shaders/patchify.wgsl): patchify (im2col for a stride = kernel
 // conv), embeddings ([CLS] + position embeddings) and selectToken. All are memory-bound copies.
 import { Tensor } from '../tensor.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 import { record } from '../autograd.ts';
 
 const WG = 256;

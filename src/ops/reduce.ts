@@ -1,6 +1,6 @@
 // Reductions (shaders/reduce.wgsl): sum of everything, sums over leading rows.
 import { Tensor } from '../tensor.ts';
-import { wgsl } from './wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 import { record } from '../autograd.ts';
 
 /**

@@ -1,7 +1,7 @@
 // AdamW with torch.optim.AdamW semantics (decoupled weight decay, bias-corrected moments):
 // one in-place kernel per parameter per step (shaders/adamw.wgsl).
 import { Tensor, keep } from '../tensor.ts';
-import { wgsl } from '../ops/wgsl.generated.ts';
+import { wgsl } from '../gpu/wgsl.generated.ts';
 import { fill } from '../ops/elementwise.ts';
 
 export interface AdamWOptions {
