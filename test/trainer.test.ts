@@ -339,11 +339,11 @@ test('learning-rate schedule: linear warm-up, then cosine to zero or constant', 
   assert.is(learningRate(9, { ...s, schedule: 'constant' }), 1);
 });
 
-test('attention rollout: identity attention gives uniform CLS weights; CLS-to-patch attention shows up', () => {
+// (rollout's arithmetic is checked against a matrix reference in test/rollout.test.ts)
+test('attention rollout: CLS-to-patch attention shows up on that patch', () => {
   const T = 5, heads = 2;
   const eye = new Float32Array(heads * T * T);
   for (let h = 0; h < heads; h++) for (let i = 0; i < T; i++) eye[h * T * T + i * T + i] = 1;
-  assert.equal(Array.from(attentionRollout([eye, eye], heads, T)), [0, 0, 0, 0]);
   const focus = eye.slice();
   for (let h = 0; h < heads; h++) {
     focus[h * T * T] = 0;
