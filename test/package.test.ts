@@ -4,7 +4,7 @@
 // unresolved, and the `vitcatsvdogs` command. Slow (a build and an install): about a minute.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -110,6 +110,17 @@ test('npx vitcatsvdogs help prints the commands', () => {
   const out = run('npx', ['--no-install', 'vitcatsvdogs', 'help'], project);
   assert.match(out, /predict/);
   assert.match(out, /eval/);
+});
+
+test('the command starts quietly: no driver noise on stderr unless --verbose, which names the adapter', () => {
+  // eval creates the device (and Dawn prints its limit warnings) before it finds the folder missing
+  const args = ['--no-install', 'vitcatsvdogs', 'eval', '--checkpoint', 'ckpt', '--data', 'no-such-folder'];
+  const quiet = spawnSync('npx', args, { cwd: project, encoding: 'utf8' });
+  assert.is(quiet.status, 2, quiet.stderr);
+  assert.match(quiet.stderr, /no-such-folder/);
+  assert.not.match(quiet.stderr, /artificially reduced|WebGPU adapter/);
+  const verbose = spawnSync('npx', [...args, '--verbose'], { cwd: project, encoding: 'utf8' });
+  assert.match(verbose.stderr, /WebGPU adapter: /);
 });
 
 test.after(() => rmSync(work, { recursive: true, force: true }));
