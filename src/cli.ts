@@ -225,3 +225,4 @@ export async function main(argvIn: string[], ioIn: Partial<CliIO> = {}, hooks: C
     device?.destroy();
   }
 }
+export { runQuietly } from './quiet.ts';
