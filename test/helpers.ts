@@ -3,6 +3,9 @@ import '../src/node.ts'; // Node's platform (Dawn) and autotune cache
 import * as assert from 'uvu/assert';
 import { Device } from '../src/gpu/device.ts';
 import { Tensor, tidy } from '../src/tensor.ts';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { rng } from '../src/data/random.ts';
 import { randn } from '../bench/validate.ts';
 
@@ -92,4 +95,18 @@ export async function rejects(promise: Promise<unknown>, ...parts: (string | Reg
     return e as Error;
   }
   return assert.unreachable(`expected a rejection with ${parts.join(', ')}`) as never;
+}
+
+/** Every file under dir with its content hash (to show nothing changed). */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[p.slice(dir.length)] = createHash('sha1').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
 }

@@ -4,8 +4,7 @@
 // a file. Built-in set and a tiny model; each run takes a second or two.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../src/cli.ts';
@@ -16,6 +15,7 @@ import { ViTForImageClassification } from '../src/vit/modeling.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { stepMemory } from '../src/train/trainer.ts';
 import { readTrainerState } from '../src/train/checkpoint.ts';
+import { snapshot } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trainer-startup-'));
 const TINY = { preset: 'vit-nano-32', image_size: 16, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64 };
@@ -34,20 +34,6 @@ async function run(argv: string[], stopAfter?: (steps: Run['steps']) => boolean)
     onStep: (i) => steps.push(i), shouldStop: () => !!stopAfter?.(steps),
   });
   return { code, out: out.join('\n'), err: err.join('\n'), steps };
-}
-
-/** Every file under dir with its content hash (to show nothing changed). */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[p.slice(dir.length)] = createHash('sha1').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 test('an out_dir that cannot be written fails before training, naming it', async () => {

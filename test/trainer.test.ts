@@ -4,8 +4,7 @@
 // leave out_dir alone, and the predict and eval subcommands.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -18,7 +17,7 @@ import { ImageLoader } from '../src/data/loader.ts';
 import { scanDataset } from '../src/data/layouts.ts';
 import { evaluate, learningRate } from '../src/train/trainer.ts';
 import { attentionRollout } from '../src/train/inference.ts';
-import { SHARED } from './helpers.ts';
+import { SHARED, snapshot } from './helpers.ts';
 import { parseSafetensors } from '../src/io/safetensors.ts';
 import { readPreprocessing, readTrainerState } from '../src/train/checkpoint.ts';
 import { meanCropSide } from '../src/train/params.ts';
@@ -43,20 +42,6 @@ function writeParams(name: string, fields: Record<string, unknown>): string {
   const path = join(root, name);
   writeFileSync(path, JSON.stringify(fields, null, 1));
   return path;
-}
-
-/** Every file under dir with its size and content hash (to show nothing changed). */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else out[p.slice(dir.length)] = createHash('sha1').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 const readJsonl = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
