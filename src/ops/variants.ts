@@ -6,8 +6,17 @@ import type { Device } from '../gpu/device.ts';
 export type KernelVariant = 'register' | 'shared';
 export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared'];
 
+/**
+ * softmax attention (ops/attention.ts): 'unfused' (matmuls around a [B, H, S, S] score buffer, the
+ * reference path), 'fused-tiles' (one kernel forward, two backward, workgroup-memory tiles: GPUs) or
+ * 'fused-texture' (the same without barriers, reading rows from textures: lavapipe)
+ */
+export type AttentionVariant = 'unfused' | 'fused-tiles' | 'fused-texture';
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['unfused', 'fused-tiles', 'fused-texture'];
+
 export interface KernelVariants {
   matmul: KernelVariant;
+  attention: AttentionVariant;
 }
 
 const chosen = new WeakMap<Device, KernelVariants>();
@@ -32,7 +41,10 @@ export function kernelVariants(device: Device): KernelVariants {
   if (!v) {
     // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
     // are expensive; real GPUs want shared-memory tiles.
-    v = { matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared') };
+    v = {
+      matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared'),
+      attention: device.isCPU ? 'fused-texture' : 'fused-tiles',
+    };
     chosen.set(device, v);
   }
   return v;
