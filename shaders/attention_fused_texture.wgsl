@@ -69,8 +69,8 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
       for (var jj = 0u; jj < 4u; jj++) { w[jj] *= dropout_factor(row * p.seq, j0 + jj, seed_hash); }
     }
     for (var t = 0u; t < HD4; t++) { acc[t] *= c; }
-    for (var jj = 0u; jj < min(4u, p.seq - j0); jj++) {
-      let vr = fetch_row(v_tex, h, y0 + j0 + jj, lane);
+    for (var jj = 0u; jj < 4u; jj++) {  // (keys past S have weight 0)
+      let vr = fetch_row(v_tex, h, y0 + min(j0 + jj, p.seq - 1u), lane);
       for (var t = 0u; t < HD4; t++) { acc[t] = fma(vec4f(w[jj]), texel_of(vr, t), acc[t]); }
     }
     m = m_new;

@@ -233,6 +233,10 @@ const FUSED_MAX_HEAD_DIM = 64;
 const FUSED_ROWS = { 'fused-tiles': 64, 'fused-texture': 8 } as const;
 type FusedVariant = keyof typeof FUSED_ROWS;
 
+/** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
+export const fusedAttentionConfig = { textureRows: 0 };
+const textureRows = (device: Device) => fusedAttentionConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
+
 /**
  * The attention path that runs on a device: the chosen variant, or 'unfused' where the fused kernels
  * cannot: head dims past 64, and the texture kernels without 8-lane subgroups or with S rows past the
@@ -244,7 +248,7 @@ export function attentionKernel(
   if (variant === 'unfused' || headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
   if (variant === 'fused-texture') {
     const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= FUSED_ROWS['fused-texture'];
-    if (!subgroups || seq > device.gpu.limits.maxTextureDimension2D) return 'unfused';
+    if (!subgroups || seq > textureRows(device)) return 'unfused';
   }
   return variant;
 }
@@ -288,7 +292,7 @@ function fusedKernel(
     return;
   }
   // runs of batch items whose rows fit in one texture
-  const run = Math.min(d.batch, Math.floor(device.gpu.limits.maxTextureDimension2D / d.seq));
+  const run = Math.min(d.batch, Math.floor(textureRows(device) / d.seq));
   const specs = textures.map((name) => ({ role: `attention ${name}`, width: d.heads * hd4, height: run * d.seq }));
   for (let b0 = 0; b0 < d.batch; b0 += run) {
     const n = Math.min(run, d.batch - b0);
