@@ -100,17 +100,16 @@ fn backward_dq_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invoc
   for (var j = 0u; j < p.seq; j++) {
     let kr = fetch_row(k_tex, h, y0 + j, lane);
     let vr = fetch_row(v_tex, h, y0 + j, lane);
-    var kj: array<vec4f, MAX_HD4>;
     var s = 0.0;
     var dp = 0.0;
     for (var t = 0u; t < HD4; t++) {
-      kj[t] = texel_of(kr, t);
-      s += dot(qi[t], kj[t]);
+      s += dot(qi[t], texel_of(kr, t));
       dp += dot(doi[t], texel_of(vr, t));
     }
     let f = hf * dropout_factor(row * p.seq, j, seed_hash);
     let ds = exp(s - st.x) * (f * dp - st.y);
-    for (var t = 0u; t < HD4; t++) { dq[t] = fma(vec4f(ds), kj[t], dq[t]); }
+    // the shuffles again rather than keeping k_j: fewer live registers, much faster to compile
+    for (var t = 0u; t < HD4; t++) { dq[t] = fma(vec4f(ds), texel_of(kr, t), dq[t]); }
   }
   if (wg.x * LANES + lane >= p.seq) { return; }
   for (var t = 0u; t < HD4; t++) { store_row(base, t, dq[t] * p.scale); }
@@ -139,22 +138,18 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
       let st = subgroupShuffle(lane_stats, ii);
       let qr = fetch_row(q_tex, h, y0 + i0 + ii, lane);
       let dr = fetch_row(d_out_tex, h, y0 + i0 + ii, lane);
-      var qi: array<vec4f, MAX_HD4>;
-      var doi: array<vec4f, MAX_HD4>;
       var s = 0.0;
       var dp = 0.0;
       for (var t = 0u; t < HD4; t++) {
-        qi[t] = texel_of(qr, t);
-        doi[t] = texel_of(dr, t);
-        s += dot(kj[t], qi[t]);
-        dp += dot(vj[t], doi[t]);
+        s += dot(kj[t], texel_of(qr, t));
+        dp += dot(vj[t], texel_of(dr, t));
       }
       let f = hf * dropout_factor((first_row + i0 + ii) * p.seq, j, seed_hash);
       let pr = exp(s - st.x);
       let ds = pr * (f * dp - st.y);
       for (var t = 0u; t < HD4; t++) {
-        dv[t] = fma(vec4f(pr * f), doi[t], dv[t]);
-        dk[t] = fma(vec4f(ds), qi[t], dk[t]);
+        dv[t] = fma(vec4f(pr * f), texel_of(dr, t), dv[t]);
+        dk[t] = fma(vec4f(ds), texel_of(qr, t), dk[t]);
       }
     }
   }

@@ -43,7 +43,9 @@ export function kernelVariants(device: Device): KernelVariants {
     // are expensive; real GPUs want shared-memory tiles.
     v = {
       matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared'),
-      attention: device.isCPU ? 'fused-texture' : 'fused-tiles',
+      // On lavapipe the texture matmul around the score buffer measured faster than the fused texture
+      // kernels (the autotune times both); GPUs want the fused kernels' tiles.
+      attention: device.isCPU ? 'unfused' : 'fused-tiles',
     };
     chosen.set(device, v);
   }
