@@ -11,7 +11,7 @@ import {
   type AttentionAutotuneEntry, type AutotuneCache, type AutotuneEntry,
 } from '../src/ops/autotune.ts';
 import { nodeAutotuneCache } from '../src/ops/autotune-cache-node.ts';
-import { ATTENTION_VARIANTS, MATMUL_VARIANTS, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
+import { ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vitcats-autotune-'));
 
@@ -153,6 +153,27 @@ test('attention: measuring times the candidates (a cached non-candidate does not
     assert.is((cache.data[r.key] as AttentionAutotuneEntry).attentionVariant, r.attentionVariant);
     assert.ok(seconds < 30, `attention autotune took ${seconds.toFixed(1)} s`);
   } finally {
+    setKernelVariants(device, before);
+  }
+});
+
+test('VITCATS_ATTENTION_VARIANT: autotune leaves attention alone, and a wrong value is an error naming it', async () => {
+  const device = await setupDevice();
+  const before = kernelVariants(device);
+  const prev = process.env.VITCATS_ATTENTION_VARIANT;
+  try {
+    process.env.VITCATS_ATTENTION_VARIANT = 'fused-tiles';
+    assert.is(envAttentionVariant(), 'fused-tiles');
+    const cache = memoryCache({ [autotuneKey(device)]: entry('register'), [attentionAutotuneKey(device)]: attentionEntry('unfused') });
+    setKernelVariants(device, { attention: 'fused-tiles' });
+    const r = await autotune(device, { cache });
+    assert.is(r?.attention, undefined);
+    assert.is(kernelVariants(device).attention, 'fused-tiles');
+    process.env.VITCATS_ATTENTION_VARIANT = 'flash';
+    assert.throws(() => envAttentionVariant(), /VITCATS_ATTENTION_VARIANT is "flash"; expected one of unfused, fused-tiles, fused-texture/);
+  } finally {
+    if (prev === undefined) delete process.env.VITCATS_ATTENTION_VARIANT;
+    else process.env.VITCATS_ATTENTION_VARIANT = prev;
     setKernelVariants(device, before);
   }
 });

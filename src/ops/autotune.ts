@@ -2,13 +2,13 @@
 // few representative shapes, once: each choice is cached (on Node in ~/.cache/vitcatsvdogs/autotune.json,
 // registered by the Node entry) keyed by the adapter, its enabled features and a fingerprint of the
 // shaders involved, so later runs start at once. `await autotune(device)` runs it;
-// VITCATS_MATMUL_VARIANT skips it.
+// VITCATS_MATMUL_VARIANT skips it, VITCATS_ATTENTION_VARIANT the attention part.
 import type { Device } from '../gpu/device.ts';
 import { Tensor, tidy } from '../tensor.ts';
 import { matmulRaw } from './matmul.ts';
 import { attention } from './attention.ts';
 import {
-  ATTENTION_VARIANTS, MATMUL_VARIANTS, setKernelVariants, variantForcedByEnv, kernelVariants, type AttentionVariant, type KernelVariant,
+  ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, setKernelVariants, variantForcedByEnv, kernelVariants, type AttentionVariant, type KernelVariant,
 } from './variants.ts';
 import { wgsl } from './wgsl.generated.ts';
 
@@ -167,8 +167,8 @@ export async function autotune(device: Device, opts: AutotuneOptions = {}): Prom
     return null;
   }
   const result = await autotuneMatmul(device, opts);
-  // after the matmul choice: the unfused attention path runs on it
-  result.attention = await autotuneAttention(device, opts);
+  // after the matmul choice (the unfused attention path runs on it); VITCATS_ATTENTION_VARIANT skips it
+  if (!envAttentionVariant()) result.attention = await autotuneAttention(device, opts);
   return result;
 }
 
