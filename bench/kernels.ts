@@ -9,7 +9,7 @@
 //        --reps <n>  --no-subgroups (the register variant without the texture kernel, which needs subgroups)
 //        --json (last line: { adapter, ceilings, kernels: [...] })
 import { Device } from '../src/gpu/device.ts';
-import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
+import { kernelVariants, setKernelVariants, type AttentionVariant, type KernelVariant } from '../src/ops/variants.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
@@ -27,7 +27,7 @@ import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patc
 import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
 import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
 import { randn, diff } from '../test/helpers.ts';
-import { autotune } from '../src/ops/autotune.ts';
+import { attentionCandidates, autotune } from '../src/ops/autotune.ts';
 import { flag, numFlag, timeKernel, measureCeilings, adapterInfo, table, fmt, vitParamCount, type Timing } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -72,6 +72,8 @@ interface Case {
   bytes?: number;
   /** the matmul variant to set on the device while the case runs */
   matmulVariant?: KernelVariant;
+  /** the attention variant to set on the device while the case runs */
+  attentionVariant?: AttentionVariant;
   /** the layernorm threads per row while the case runs */
   layerNormThreads?: number;
   prepare(): Prepared;
@@ -197,43 +199,66 @@ function head0(x: Float32Array, seq: number, width: number, hd: number): Float32
   return out;
 }
 
-function attentionCase(batch: number, seq: number, heads: number, hd: number, dir: 'fwd' | 'bwd', what: string): Case {
+/**
+ * Softmax attention on [B, S, H*hd] inputs: forward, backward, or both per call ('fwd+bwd', which is
+ * what a training step pays); `variant` forces an attention variant (default: the one in use).
+ */
+function attentionCase(
+  batch: number, seq: number, heads: number, hd: number, dir: 'fwd' | 'bwd' | 'fwd+bwd', what: string, variant?: AttentionVariant,
+): Case {
   const width = heads * hd;
   const bhss = batch * heads * seq * seq;
   return {
-    name: `attention.${dir}`, variant: '-', shape: `B${batch} S${seq} H${heads} hd${hd} ${what}`,
-    flops: (dir === 'fwd' ? 4 : 8) * bhss * hd, // the batched matmuls only (softmax not counted)
+    name: `attention.${dir}`, variant: variant ?? '-', shape: `B${batch} S${seq} H${heads} hd${hd} ${what}`, attentionVariant: variant,
+    flops: { fwd: 4, bwd: 8, 'fwd+bwd': 12 }[dir] * bhss * hd, // the products only (softmax not counted)
     prepare() {
-      const grad = dir === 'bwd';
+      const grad = dir !== 'fwd';
       const [q, k, v] = [0, 1, 2].map(() => rand([batch, seq, width], 1, grad));
       const refShape = { batch: 1, seq, heads: 1, headDim: hd, scale: 1 / Math.sqrt(hd) };
       const note = `batch 0, head 0 of ${batch}x${heads}`;
       const slices = async () => Promise.all([q, k, v].map(async (t) => head0(await t.toArray(), seq, width, hd)));
+      const checkContext = async (context: Tensor) => {
+        const [Q, K, V] = await slices();
+        const want = attentionForwardRef(Q, K, V, refShape).context;
+        return compare(head0(await context.toArray(), seq, width, hd), want, TOL_FWD, `context: ${note}`);
+      };
+      const dctx = grad ? rand([batch, seq, width]) : null;
+      const checkGrads = async (grads: (Tensor | null)[]) => {
+        const [Q, K, V] = await slices();
+        const dC = head0(await dctx!.toArray(), seq, width, hd);
+        const want = attentionBackwardRef(Q, K, V, dC, refShape);
+        const names = ['dq', 'dk', 'dv'] as const;
+        return Promise.all(names.map(async (n, i) =>
+          compare(head0(await grads[i]!.toArray(), seq, width, hd), want[n], TOL_BWD, `${n}: ${note}`)));
+      };
       if (!grad) {
         return {
           run: () => noGrad(() => attention(q, k, v, { heads })).context.dispose(),
+          check: async () => [await checkContext(noGrad(() => attention(q, k, v, { heads })).context)],
+        };
+      }
+      if (dir === 'fwd+bwd') {
+        const step = () => {
+          const { context } = attention(q, k, v, { heads });
+          return { context, grads: backwardOf(context, dctx!)() };
+        };
+        return {
+          run: () => {
+            const { context, grads } = step();
+            disposeAll(grads);
+            context.dispose();
+          },
           async check() {
-            const ctx = await noGrad(() => attention(q, k, v, { heads })).context.toArray();
-            const [Q, K, V] = await slices();
-            const want = attentionForwardRef(Q, K, V, refShape).context;
-            return [compare(head0(ctx, seq, width, hd), want, TOL_FWD, `context: ${note}`)];
+            const { context, grads } = step();
+            return [await checkContext(context), ...await checkGrads(grads)];
           },
         };
       }
       const { context } = attention(q, k, v, { heads });
-      const dctx = rand([batch, seq, width]);
-      const back = backwardOf(context, dctx);
+      const back = backwardOf(context, dctx!);
       return {
         run: () => disposeAll(back()),
-        async check() {
-          const grads = back();
-          const [Q, K, V] = await slices();
-          const dC = head0(await dctx.toArray(), seq, width, hd);
-          const want = attentionBackwardRef(Q, K, V, dC, refShape);
-          const names = ['dq', 'dk', 'dv'] as const;
-          return Promise.all(names.map(async (n, i) =>
-            compare(head0(await grads[i]!.toArray(), seq, width, hd), want[n], TOL_BWD, `${n}: ${note}`)));
-        },
+        check: () => checkGrads(back()),
       };
     },
   };
@@ -482,6 +507,11 @@ function cases(): Case[] {
     out.push(addCase(ROWS, m.hidden));
     if (!quick) out.push(embeddingsCase(8, 196, m.hidden));
   }
+  // a training step's attention, fused against unfused, at ViT-B/16's 197 tokens (224 px) and 577 (384 px)
+  for (const v of attentionCandidates(device)) {
+    out.push(attentionCase(1, 197, 12, 64, 'fwd+bwd', 'ViT-B/16', v));
+    if (!quick) out.push(attentionCase(1, 577, 12, 64, 'fwd+bwd', 'ViT-B/16@384', v));
+  }
   out.push(patchifyCase(8, 224, 16, 'fwd'), patchifyCase(8, 224, 16, 'bwd'));
   out.push(crossEntropyCase(8, 2));
   if (!quick) out.push(crossEntropyCase(8, 1000), softmaxCase(8, 1000));
@@ -509,7 +539,9 @@ if (forcedVariant) setKernelVariants(device, { matmul: forcedVariant });
 const tuned = forcedVariant ? null : await autotune(device);
 log(`adapter: ${device.description}`);
 log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${kernelVariants(device).matmul}` +
-  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
+  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : '') +
+  `; attention variant in use: ${kernelVariants(device).attention}` +
+  (tuned?.attention ? ` (autotune ${tuned.attention.source}: ${Object.entries(tuned.attention.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
 const ceilings = await measureCeilings(device);
 log(`ceilings: FMA probe ${fmt(ceilings.gflops)} GFLOP/s, copy ${fmt(ceilings.gbps, 2)} GB/s (${ceilings.source})\n`);
 
@@ -519,8 +551,9 @@ const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
 const defaultVariant = kernelVariants(device).matmul;
 const defaultThreads = layerNormConfig.threadsPerRow;
+const defaultAttention = kernelVariants(device).attention;
 for (const c of cases()) {
-  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant });
+  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant, attention: c.attentionVariant ?? defaultAttention });
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
   const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
@@ -562,7 +595,7 @@ for (const c of cases()) {
     `${row.gflops != null ? `  ${fmt(row.gflops).padStart(6)} GFLOP/s (${fmt(row.pct_fma, 0)}% FMA)` : ''}` +
     `${row.gbps != null ? `  ${fmt(row.gbps, 2).padStart(6)} GB/s (${fmt(row.pct_copy, 0)}% copy)` : ''}  ${row.check.split(' (')[0]}`);
 }
-setKernelVariants(device, { matmul: defaultVariant });
+setKernelVariants(device, { matmul: defaultVariant, attention: defaultAttention });
 layerNormConfig.threadsPerRow = defaultThreads;
 const cpuUsed = process.cpuUsage(cpu0);
 const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);
