@@ -278,13 +278,15 @@ fn attention_probs(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 @group(0) @binding(1) var<storage, read> pack_src: array<f32>;
 @group(0) @binding(2) var packed: texture_storage_2d<rgba32float, write>;
 
-// The texture image of rows batch0 * S .. of a [B, S, H*hd] buffer: texel (h * HD4 + t, r) = elements
-// 4t .. 4t+3 of head h of row r (zero past hd), for head dims that copyBufferToTexture cannot lay out.
+// The texture image (attention_fused_texture.wgsl) of items batch0 .. of a [B, S, H*hd] buffer, for head
+// dims and widths that copyBufferToTexture cannot lay out: texel (t, (z * H + h) * S + j) = elements
+// 4t .. 4t+3 of head h of token j of item batch0 + z, zero past hd.
 @compute @workgroup_size(16, 4)
 fn pack_heads(@builtin(global_invocation_id) id: vec3u) {
-  if (id.x >= p.heads * HD4 || id.y >= p.rows) { return; }
-  let t = id.x % HD4;
-  let i = texel_index(row_base(p.batch0 * p.seq + id.y, id.x / HD4), t);
+  if (id.x >= HD4 || id.y >= p.rows) { return; }
+  let j = id.y % p.seq;
+  let zh = id.y / p.seq;
+  let i = texel_index(row_base((p.batch0 + zh / p.heads) * p.seq + j, zh % p.heads), id.x);
   let x = vec4f(pack_src[i.x], pack_src[i.y], pack_src[i.z], pack_src[i.w]);
-  textureStore(packed, id.xy, select(vec4f(0.0), x, in_head(t)));
+  textureStore(packed, id.xy, select(vec4f(0.0), x, in_head(id.x)));
 }

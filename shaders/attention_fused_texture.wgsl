@@ -5,9 +5,11 @@
 // fetches a different texel of it and subgroup shuffles hand them round, so a 64-wide head row costs two
 // texture loads per lane instead of sixteen.
 //
-// A texture holds rows batch0 * S .. of a [B, S, H*hd] buffer, one per texture row: texel (h * HD4 + t, r)
-// = elements 4t .. 4t+3 of head h (zero past hd), filled by copyBufferToTexture where hd is a multiple of
-// 4 and rows are 256-byte aligned, else by pack_heads. Needs subgroups of at least LANES invocations
+// A texture holds the head rows of batch items batch0 .. of a [B, S, H*hd] buffer, head-major (each
+// head's rows contiguous: far faster than one texture row per token at H = 12): texel (t, (z * H + h) * S
+// + j) = elements 4t .. 4t+3 of head h of token j of item batch0 + z (zero past hd), filled by one
+// copyBufferToTexture per (item, head) where hd is a multiple of 4 and tokens are 256-byte aligned,
+// else by pack_heads. Needs subgroups of at least LANES invocations
 // (src/ops/attention.ts falls back to the unfused kernels elsewhere).
 enable subgroups;
 #include "attention_fused.wgsl"
@@ -23,10 +25,10 @@ const_assert 2u * LANES >= MAX_HD4;  // two texels per lane cover a head row
 // One head row of a texture spread over the subgroup: lane l holds texels l (near) and l + 8 (far).
 struct SpreadRow { near: vec4f, far: vec4f }
 
-fn fetch_row(tex: texture_2d<f32>, h: u32, y: u32, lane: u32) -> SpreadRow {
+fn fetch_row(tex: texture_2d<f32>, y: u32, lane: u32) -> SpreadRow {
   var r: SpreadRow;
-  r.near = textureLoad(tex, vec2u(h * HD4 + min(lane, HD4 - 1u), y), 0);
-  if (HD4 > LANES) { r.far = textureLoad(tex, vec2u(h * HD4 + min(lane + LANES, HD4 - 1u), y), 0); }
+  r.near = textureLoad(tex, vec2u(min(lane, HD4 - 1u), y), 0);
+  if (HD4 > LANES) { r.far = textureLoad(tex, vec2u(min(lane + LANES, HD4 - 1u), y), 0); }
   return r;
 }
 
@@ -46,7 +48,7 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
   let row = (b * p.heads + h) * p.seq + i;  // [B, H, S] row
   let seed_hash = hash_u32(p.seed);
   let base = row_base(b * p.seq + i, h);
-  let y0 = wg.z * p.seq;  // texture row of key 0
+  let y0 = (wg.z * p.heads + h) * p.seq;  // texture row of key 0
   var qi: array<vec4f, MAX_HD4>;
   for (var t = 0u; t < HD4; t++) { qi[t] = q_texel(base, t) * p.scale; }
   var acc: array<vec4f, MAX_HD4>;
@@ -55,7 +57,7 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
   for (var j0 = 0u; j0 < p.seq; j0 += 4u) {
     var s = vec4f(NEG_BIG);  // keys past S get probability 0
     for (var jj = 0u; jj < 4u; jj++) {
-      let kr = fetch_row(k_tex, h, y0 + min(j0 + jj, p.seq - 1u), lane);
+      let kr = fetch_row(k_tex, y0 + min(j0 + jj, p.seq - 1u), lane);
       var d = 0.0;
       for (var t = 0u; t < HD4; t++) { d += dot(qi[t], texel_of(kr, t)); }
       if (j0 + jj < p.seq) { s[jj] = d; }
@@ -70,7 +72,7 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
     }
     for (var t = 0u; t < HD4; t++) { acc[t] *= c; }
     for (var jj = 0u; jj < 4u; jj++) {  // (keys past S have weight 0)
-      let vr = fetch_row(v_tex, h, y0 + min(j0 + jj, p.seq - 1u), lane);
+      let vr = fetch_row(v_tex, y0 + min(j0 + jj, p.seq - 1u), lane);
       for (var t = 0u; t < HD4; t++) { acc[t] = fma(vec4f(w[jj]), texel_of(vr, t), acc[t]); }
     }
     m = m_new;
@@ -90,7 +92,7 @@ fn backward_dq_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invoc
   let row = (b * p.heads + h) * p.seq + i;
   let seed_hash = hash_u32(p.seed);
   let base = row_base(b * p.seq + i, h);
-  let y0 = wg.z * p.seq;
+  let y0 = (wg.z * p.heads + h) * p.seq;
   let hf = head_factor(h);
   let st = stats[row];
   var qi: array<vec4f, MAX_HD4>;
@@ -98,8 +100,8 @@ fn backward_dq_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invoc
   for (var t = 0u; t < HD4; t++) { qi[t] = q_texel(base, t) * p.scale; doi[t] = d_out_texel(base, t); }
   var dq: array<vec4f, MAX_HD4>;
   for (var j = 0u; j < p.seq; j++) {
-    let kr = fetch_row(k_tex, h, y0 + j, lane);
-    let vr = fetch_row(v_tex, h, y0 + j, lane);
+    let kr = fetch_row(k_tex, y0 + j, lane);
+    let vr = fetch_row(v_tex, y0 + j, lane);
     var s = 0.0;
     var dp = 0.0;
     for (var t = 0u; t < HD4; t++) {
@@ -125,7 +127,7 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
   let first_row = (b * p.heads + h) * p.seq;
   let seed_hash = hash_u32(p.seed);
   let base = row_base(b * p.seq + j, h);
-  let y0 = wg.z * p.seq;
+  let y0 = (wg.z * p.heads + h) * p.seq;
   let hf = head_factor(h);
   var kj: array<vec4f, MAX_HD4>;
   var vj: array<vec4f, MAX_HD4>;
@@ -136,8 +138,8 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
     let lane_stats = stats[first_row + min(i0 + lane, p.seq - 1u)];
     for (var ii = 0u; ii < min(LANES, p.seq - i0); ii++) {
       let st = subgroupShuffle(lane_stats, ii);
-      let qr = fetch_row(q_tex, h, y0 + i0 + ii, lane);
-      let dr = fetch_row(d_out_tex, h, y0 + i0 + ii, lane);
+      let qr = fetch_row(q_tex, y0 + i0 + ii, lane);
+      let dr = fetch_row(d_out_tex, y0 + i0 + ii, lane);
       var s = 0.0;
       var dp = 0.0;
       for (var t = 0u; t < HD4; t++) {

@@ -138,13 +138,16 @@ test('every variant: the same inputs twice give the same bits', async () => {
 
 test('fused-texture: batches split into runs that fit the texture height', async () => {
   const before = fusedAttentionConfig.textureRows;
-  fusedAttentionConfig.textureRows = 40; // two items of S = 17 per texture: runs of 2, 2, 1
+  fusedAttentionConfig.textureRows = 102; // the H * S head rows of two items of H = 3, S = 17 per texture
   try {
     const device = await setupDevice();
-    if (attentionKernel(device, 10, 17, 'fused-texture') !== 'fused-texture') throw new Error('fused-texture does not run here');
-    await checkAgainstRef('fused-texture', { batch: 5, seq: 17, heads: 3, headDim: 10 }, masked(3));
-    await checkAgainstRef('fused-texture', { batch: 3, seq: 20, heads: 2, headDim: 16 }); // copy path
-    if (attentionKernel(device, 10, 41, 'fused-texture') !== 'unfused') throw new Error('S past the texture height should run unfused');
+    const run = (c: Case) => attentionKernel(device, c, 'fused-texture');
+    const packed = { batch: 5, seq: 17, heads: 3, headDim: 10 }; // runs of 2, 2, 1
+    const copied = { batch: 3, seq: 20, heads: 4, headDim: 16 }; // H * S = 80: runs of 1
+    if (run(packed) !== 'fused-texture' || run(copied) !== 'fused-texture') throw new Error('fused-texture does not run here');
+    await checkAgainstRef('fused-texture', packed, masked(3));
+    await checkAgainstRef('fused-texture', copied);
+    if (run({ ...packed, seq: 35 }) !== 'unfused') throw new Error('one item past the texture height should run unfused');
   } finally {
     fusedAttentionConfig.textureRows = before;
   }
@@ -153,14 +156,15 @@ test('fused-texture: batches split into runs that fit the texture height', async
 test('fused variants fall back to the unfused path: head dims past 64, texture kernels without subgroups', async () => {
   const device = await setupDevice();
   for (const variant of ['fused-texture', 'fused-tiles'] as const) {
-    if (attentionKernel(device, 64, 197, variant) !== variant) throw new Error(`${variant} does not run at hd 64`);
-    if (attentionKernel(device, 65, 197, variant) !== 'unfused') throw new Error(`${variant} runs at hd 65`);
+    if (attentionKernel(device, { seq: 197, heads: 12, headDim: 64 }, variant) !== variant) throw new Error(`${variant} does not run at hd 64`);
+    if (attentionKernel(device, { seq: 197, heads: 12, headDim: 65 }, variant) !== 'unfused') throw new Error(`${variant} runs at hd 65`);
   }
   await checkAgainstRef('fused-texture', { batch: 1, seq: 9, heads: 1, headDim: 72 });
   const bare = await Device.create({ disableFeatures: ['subgroups'] });
   try {
-    if (attentionKernel(bare, 64, 197, 'fused-texture') !== 'unfused') throw new Error('fused-texture chosen without subgroups');
-    if (attentionKernel(bare, 64, 197, 'fused-tiles') !== 'fused-tiles') throw new Error('fused-tiles needs no subgroups');
+    const vitB = { seq: 197, heads: 12, headDim: 64 };
+    if (attentionKernel(bare, vitB, 'fused-texture') !== 'unfused') throw new Error('fused-texture chosen without subgroups');
+    if (attentionKernel(bare, vitB, 'fused-tiles') !== 'fused-tiles') throw new Error('fused-tiles needs no subgroups');
   } finally {
     bare.destroy();
   }

@@ -154,7 +154,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   const mask: MaskSpec = { dropout, seed: opts.seed ?? 0, headMask };
   const device = q.device;
-  const variant = attentionKernel(device, headDim, seq);
+  const variant = attentionKernel(device, { seq, heads, headDim });
   if (variant !== 'unfused') {
     const dims = { batch, seq, heads, headDim, scale };
     return fusedAttention(q, k, v, dims, mask, variant, !!opts.returnProbs, ownsHeadMask);
@@ -239,16 +239,16 @@ const textureRows = (device: Device) => fusedAttentionConfig.textureRows || devi
 
 /**
  * The attention path that runs on a device: the chosen variant, or 'unfused' where the fused kernels
- * cannot: head dims past 64, and the texture kernels without 8-lane subgroups or with S rows past the
- * textures' height.
+ * cannot: head dims past 64, and the texture kernels without 8-lane subgroups or with the H * S head
+ * rows of one batch item past the textures' height.
  */
 export function attentionKernel(
-  device: Device, headDim: number, seq: number, variant: AttentionVariant = kernelVariants(device).attention,
+  device: Device, d: { seq: number; heads: number; headDim: number }, variant: AttentionVariant = kernelVariants(device).attention,
 ): AttentionVariant {
-  if (variant === 'unfused' || headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
+  if (variant === 'unfused' || d.headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
   if (variant === 'fused-texture') {
     const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= FUSED_ROWS['fused-texture'];
-    if (!subgroups || seq > textureRows(device)) return 'unfused';
+    if (!subgroups || d.heads * d.seq > textureRows(device)) return 'unfused';
   }
   return variant;
 }
@@ -291,9 +291,9 @@ function fusedKernel(
     });
     return;
   }
-  // runs of batch items whose rows fit in one texture
-  const run = Math.min(d.batch, Math.floor(textureRows(device) / d.seq));
-  const specs = textures.map((name) => ({ role: `attention ${name}`, width: d.heads * hd4, height: run * d.seq }));
+  // runs of batch items whose head rows fit in one texture
+  const run = Math.min(d.batch, Math.floor(textureRows(device) / (d.heads * d.seq)));
+  const specs = textures.map((name) => ({ role: `attention ${name}`, width: hd4, height: run * d.heads * d.seq }));
   for (let b0 = 0; b0 < d.batch; b0 += run) {
     const n = Math.min(run, d.batch - b0);
     const tex = scratchTextures(device, specs);
@@ -319,23 +319,29 @@ function fusedUniforms(d: FusedDims, mask: MaskSpec, batch0: number, rows: numbe
 }
 
 /**
- * Rows of batch items b0 .. b0 + n - 1 of a [B, S, H*hd] tensor into a texture (attention_fused_texture.wgsl
- * describes the image): copied where each head row is whole texels and rows are 256-byte aligned (a
- * memcpy on lavapipe), else packed by pack_heads.
+ * The head rows of batch items b0 .. b0 + n - 1 of a [B, S, H*hd] tensor into a texture
+ * (attention_fused_texture.wgsl describes the image): one copy per (item, head) where head rows are whole
+ * texels and tokens 256-byte aligned (a memcpy on lavapipe), else packed by pack_heads.
  */
 function fillHeadTexture(src: Tensor, tex: ScratchTexture, d: FusedDims, mask: MaskSpec, b0: number, n: number): void {
   const device = src.device;
   const width = d.heads * d.headDim;
+  const hd4 = Math.ceil(d.headDim / 4);
   if (d.headDim % 4 === 0 && (width * 4) % 256 === 0) {
-    device.copyToTexture({ buffer: src.buffer, offset: b0 * d.seq * width * 4, bytesPerRow: width * 4 }, tex.texture, [width / 4, n * d.seq], 0);
+    for (let z = 0; z < n; z++) {
+      for (let h = 0; h < d.heads; h++) {
+        const offset = ((b0 + z) * d.seq * width + h * d.headDim) * 4;
+        device.copyToTexture({ buffer: src.buffer, offset, bytesPerRow: width * 4 }, tex.texture, [hd4, d.seq], (z * d.heads + h) * d.seq);
+      }
+    }
     return;
   }
-  const hd4 = Math.ceil(d.headDim / 4);
+  const rows = n * d.heads * d.seq;
   device.dispatch({
     shader: wgsl.attention_fused, entry: 'pack_heads', constants: { HD4: hd4 },
-    uniforms: fusedUniforms(d, mask, b0, n * d.seq),
+    uniforms: fusedUniforms(d, mask, b0, rows),
     bindings: [src.binding, tex.view],
-    workgroups: [Math.ceil((d.heads * hd4) / 16), Math.ceil((n * d.seq) / 4), 1],
+    workgroups: [Math.ceil(hd4 / 16), Math.ceil(rows / 4), 1],
   });
 }
 
