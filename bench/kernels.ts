@@ -10,7 +10,7 @@
 //        --reps <n>  --no-subgroups (the register variant without the texture kernel, which needs subgroups)
 //        --json (last line: { adapter, ceilings, kernels: [...] })
 import { Device } from '../src/gpu/device.ts';
-import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
+import { kernelVariants, setKernelVariants, type AttentionVariant, type KernelVariant } from '../src/ops/variants.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
@@ -28,7 +28,7 @@ import { patchifyRef, patchifyBackwardRef, embeddingsRef } from '../src/ref/patc
 import { crossEntropyRef, crossEntropyBackwardRef, softmaxRef } from '../src/ref/loss.ts';
 import { adamwRefInit, adamwRefStep } from '../src/ref/adamw.ts';
 import { randn, checkRun, type OpRun, type Tolerance } from './validate.ts';
-import { autotune } from '../src/ops/autotune.ts';
+import { attentionCandidates, autotune } from '../src/ops/autotune.ts';
 import { flag, numFlag, timeKernel, measureCeilings, adapterInfo, table, fmt, vitParamCount, type Timing } from './common.ts';
 
 const args = process.argv.slice(2);
@@ -69,6 +69,8 @@ interface Case {
   bytes?: number;
   /** the matmul variant to set on the device while the case runs */
   matmulVariant?: KernelVariant;
+  /** the attention variant to set on the device while the case runs */
+  attentionVariant?: AttentionVariant;
   /** the layernorm threads per row while the case runs */
   layerNormThreads?: number;
   prepare(): Prepared;
@@ -206,46 +208,72 @@ function head0(x: Float32Array, seq: number, width: number, hd: number): Float32
   return out;
 }
 
-function attentionCase(batch: number, seq: number, heads: number, hd: number, dir: 'fwd' | 'bwd', what: string): Case {
+/**
+ * Softmax attention on [B, S, H*hd] inputs: forward, backward, or both per call ('fwd+bwd', which is
+ * what a training step pays); `variant` forces an attention variant (default: the one in use).
+ */
+function attentionCase(
+  batch: number, seq: number, heads: number, hd: number, dir: 'fwd' | 'bwd' | 'fwd+bwd', what: string, variant?: AttentionVariant,
+): Case {
   const width = heads * hd;
   const bhss = batch * heads * seq * seq;
   return {
-    name: `attention.${dir}`, variant: '-', shape: `B${batch} S${seq} H${heads} hd${hd} ${what}`,
-    flops: (dir === 'fwd' ? 4 : 8) * bhss * hd, // the batched matmuls only (softmax not counted)
+    name: `attention.${dir}`, variant: variant ?? '-', shape: `B${batch} S${seq} H${heads} hd${hd} ${what}`, attentionVariant: variant,
+    flops: { fwd: 4, bwd: 8, 'fwd+bwd': 12 }[dir] * bhss * hd, // the products only (softmax not counted)
     prepare() {
-      const grad = dir === 'bwd';
+      const grad = dir !== 'fwd';
       const [q, k, v] = [0, 1, 2].map(() => rand([batch, seq, width], 1, grad));
       const refShape = { batch: 1, seq, heads: 1, headDim: hd, scale: 1 / Math.sqrt(hd) };
       const note = `batch 0, head 0 of ${batch}x${heads}`;
       const slices = async () => Promise.all([q, k, v].map(async (t) => head0(await t.toArray(), seq, width, hd)));
+      const names = ['dq', 'dk', 'dv'] as const;
+      const contextOut = async (context: Tensor) => ({ [`context: ${note}`]: head0(await context.toArray(), seq, width, hd) });
+      const contextRef = async () => {
+        const [Q, K, V] = await slices();
+        return { [`context: ${note}`]: attentionForwardRef(Q, K, V, refShape).context };
+      };
       if (!grad) {
         return {
           run: () => noGrad(() => attention(q, k, v, { heads })).context.dispose(),
           tol: TOL_FWD,
-          op: async () => ({ [`context: ${note}`]: head0(await noGrad(() => attention(q, k, v, { heads })).context.toArray(), seq, width, hd) }),
-          async reference() {
-            const [Q, K, V] = await slices();
-            return { [`context: ${note}`]: attentionForwardRef(Q, K, V, refShape).context };
+          op: async () => contextOut(noGrad(() => attention(q, k, v, { heads })).context),
+          reference: contextRef,
+        };
+      }
+      const dctx = rand([batch, seq, width]);
+      const gradsOut = async (grads: (Tensor | null)[]) => Object.fromEntries(await Promise.all(names.map(async (n, i) =>
+        [`${n}: ${note}`, head0(await grads[i]!.toArray(), seq, width, hd)] as const)));
+      const gradsRef = async () => {
+        const [Q, K, V] = await slices();
+        const want = attentionBackwardRef(Q, K, V, head0(await dctx.toArray(), seq, width, hd), refShape);
+        return Object.fromEntries(names.map((n) => [`${n}: ${note}`, want[n]]));
+      };
+      if (dir === 'fwd+bwd') {
+        const step = () => {
+          const { context } = attention(q, k, v, { heads });
+          return { context, grads: backwardOf(context, dctx)() };
+        };
+        return {
+          run: () => {
+            const { context, grads } = step();
+            disposeAll(grads);
+            context.dispose();
           },
+          tol: TOL_BWD,
+          async op() {
+            const { context, grads } = step();
+            return { ...await contextOut(context), ...await gradsOut(grads) };
+          },
+          reference: async () => ({ ...await contextRef(), ...await gradsRef() }),
         };
       }
       const { context } = attention(q, k, v, { heads });
-      const dctx = rand([batch, seq, width]);
       const back = backwardOf(context, dctx);
-      const names = ['dq', 'dk', 'dv'] as const;
       return {
         run: () => disposeAll(back()),
         tol: TOL_BWD,
-        async op() {
-          const grads = back();
-          return Object.fromEntries(await Promise.all(names.map(async (n, i) =>
-            [`${n}: ${note}`, head0(await grads[i]!.toArray(), seq, width, hd)] as const)));
-        },
-        async reference() {
-          const [Q, K, V] = await slices();
-          const want = attentionBackwardRef(Q, K, V, head0(await dctx.toArray(), seq, width, hd), refShape);
-          return Object.fromEntries(names.map((n) => [`${n}: ${note}`, want[n]]));
-        },
+        op: () => gradsOut(back()),
+        reference: gradsRef,
       };
     },
   };
@@ -494,6 +522,11 @@ function cases(): Case[] {
     out.push(addCase(ROWS, m.hidden));
     if (!quick) out.push(embeddingsCase(8, 196, m.hidden));
   }
+  // a training step's attention, fused against unfused, at ViT-B/16's 197 tokens (224 px) and 577 (384 px)
+  for (const v of attentionCandidates(device)) {
+    out.push(attentionCase(1, 197, 12, 64, 'fwd+bwd', 'ViT-B/16', v));
+    if (!quick) out.push(attentionCase(1, 577, 12, 64, 'fwd+bwd', 'ViT-B/16@384', v));
+  }
   out.push(patchifyCase(8, 224, 16, 'fwd'), patchifyCase(8, 224, 16, 'bwd'));
   out.push(crossEntropyCase(8, 2));
   if (!quick) out.push(crossEntropyCase(8, 1000), softmaxCase(8, 1000));
@@ -521,7 +554,9 @@ if (forcedVariant) setKernelVariants(device, { matmul: forcedVariant });
 const tuned = forcedVariant ? null : await autotune(device);
 log(`adapter: ${device.description}`);
 log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${kernelVariants(device).matmul}` +
-  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
+  (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : '') +
+  `; attention variant in use: ${kernelVariants(device).attention}` +
+  (tuned?.attention ? ` (autotune ${tuned.attention.source}: ${Object.entries(tuned.attention.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
 const ceilings = await measureCeilings(device);
 log(`ceilings: FMA probe ${fmt(ceilings.gflops)} GFLOP/s, copy ${fmt(ceilings.gbps, 2)} GB/s (${ceilings.source})\n`);
 
@@ -531,8 +566,9 @@ const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
 const defaultVariant = kernelVariants(device).matmul;
 const defaultThreads = layerNormConfig.threadsPerRow;
+const defaultAttention = kernelVariants(device).attention;
 for (const c of cases()) {
-  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant });
+  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant, attention: c.attentionVariant ?? defaultAttention });
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
   const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
@@ -574,7 +610,7 @@ for (const c of cases()) {
     `${row.gflops != null ? `  ${fmt(row.gflops).padStart(6)} GFLOP/s (${fmt(row.pct_fma, 0)}% FMA)` : ''}` +
     `${row.gbps != null ? `  ${fmt(row.gbps, 2).padStart(6)} GB/s (${fmt(row.pct_copy, 0)}% copy)` : ''}  ${row.check.split(' (')[0]}`);
 }
-setKernelVariants(device, { matmul: defaultVariant });
+setKernelVariants(device, { matmul: defaultVariant, attention: defaultAttention });
 layerNormConfig.threadsPerRow = defaultThreads;
 const cpuUsed = process.cpuUsage(cpu0);
 const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);

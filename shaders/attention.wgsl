@@ -94,22 +94,14 @@ override HEAD_MASK: bool = false;
 
 @group(0) @binding(2) var<storage, read> head_mask: array<f32>;
 
-// The same hash as shaders/elementwise.wgsl dropout, over the flat index into a dense [B, H, S, S]
-// (whatever the row pitch).
-fn hash_u32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u; h *= 0x7feb352du;
-  h ^= h >> 15u; h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
+// The dropout hash (dropout_hash.wgsl), over the flat index into a dense [B, H, S, S] (whatever the row pitch).
+#include "dropout_hash.wgsl"
 
 // What p is multiplied by to give p': the inverted-dropout factor times the head's mask value.
 fn mask_factor(flat: u32, seed_hash: u32, head: u32) -> f32 {
   var f = 1.0;
   if (DROPOUT) {
-    let r = hash_u32(flat ^ seed_hash);
-    f = select(0.0, rp.keep_scale, f32(r >> 8u) * (1.0 / 16777216.0) >= rp.drop);
+    f = select(0.0, rp.keep_scale, dropout_keeps(flat, seed_hash, rp.drop));
   }
   if (HEAD_MASK) { f *= head_mask[head]; }
   return f;

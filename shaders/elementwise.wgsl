@@ -108,18 +108,11 @@ fn tanh_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
 }
 
 // ---- dropout: keep with probability 1 - p, scale kept values by 1 / (1 - p) ----------------
-// The mask is a hash of (seed, index), so backward regenerates it instead of storing it.
-fn hash_u32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u; h *= 0x7feb352du;
-  h ^= h >> 15u; h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
+// The mask is a hash of (seed, index) (dropout_hash.wgsl), so backward regenerates it instead of storing it.
+#include "dropout_hash.wgsl"
 
 fn keep_element(i: u32) -> bool {
-  let r = hash_u32(i ^ hash_u32(params.seed));
-  return f32(r >> 8u) * (1.0 / 16777216.0) >= params.alpha;
+  return dropout_keeps(i, hash_u32(params.seed), params.alpha);
 }
 
 @compute @workgroup_size(WG)

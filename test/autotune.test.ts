@@ -1,14 +1,17 @@
-// Matmul variant autotune: disk cache round trip (atomic JSON file), cache hits skip measuring,
-// the environment's variant wins, and a real measurement picks one of the variants and sets it.
+// Matmul and attention variant autotune: disk cache round trip (atomic JSON file), cache hits skip
+// measuring, the environment's variant wins, and a real measurement picks one of the variants and sets it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setupDevice } from './helpers.ts';
-import { autotune, autotuneKey, autotuneMatmul, lastAutotune, type AutotuneCache, type AutotuneEntry } from '../src/ops/autotune.ts';
+import {
+  attentionAutotuneKey, attentionCandidates, autotune, autotuneAttention, autotuneKey, autotuneMatmul, lastAttentionAutotune, lastAutotune,
+  type AttentionAutotuneEntry, type AutotuneCache, type AutotuneEntry,
+} from '../src/ops/autotune.ts';
 import { nodeAutotuneCache } from '../src/ops/autotune-cache-node.ts';
-import { MATMUL_VARIANTS, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
+import { ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vitcats-autotune-'));
 
@@ -22,8 +25,8 @@ test('node cache: write then read, atomically, keeping other entries', () => {
   assert.is(cache.read('a'), null);
   cache.write('a', entry('shared'));
   cache.write('b', entry('register'));
-  assert.is(cache.read('a')?.matmulVariant, 'shared');
-  assert.is(cache.read('b')?.matmulVariant, 'register');
+  assert.is((cache.read('a') as AutotuneEntry).matmulVariant, 'shared');
+  assert.is((cache.read('b') as AutotuneEntry).matmulVariant, 'register');
   assert.equal(readdirSync(join(dir, 'sub')), ['autotune.json']); // no temp file left behind
 });
 
@@ -36,7 +39,9 @@ test('node cache: a corrupt file reads as empty and is replaced on write', () =>
   assert.is(JSON.parse(readFileSync(path, 'utf8')).entries.a.matmulVariant, 'register');
 });
 
-function memoryCache(initial: Record<string, AutotuneEntry> = {}): AutotuneCache & { writes: number; data: Record<string, AutotuneEntry> } {
+type Entry = AutotuneEntry | AttentionAutotuneEntry;
+
+function memoryCache(initial: Record<string, Entry> = {}): AutotuneCache & { writes: number; data: Record<string, Entry> } {
   const data = { ...initial };
   return {
     data, writes: 0,
@@ -73,7 +78,7 @@ test('measuring picks a variant, stores it, and stays short', async () => {
     assert.ok(MATMUL_VARIANTS.includes(r.matmulVariant));
     assert.is(kernelVariants(device).matmul, r.matmulVariant);
     assert.is(cache.writes, 1);
-    assert.is(cache.data[r.key].matmulVariant, r.matmulVariant);
+    assert.is((cache.data[r.key] as AutotuneEntry).matmulVariant, r.matmulVariant);
     assert.ok(seconds < 10, `autotune took ${seconds.toFixed(1)} s`);
     // a refresh measures again even with an entry
     const again = await autotuneMatmul(device, { cache, refresh: true });
@@ -102,6 +107,73 @@ test('VITCATS_MATMUL_VARIANT wins over the autotune, and a wrong value is an err
   } finally {
     if (prev === undefined) delete process.env.VITCATS_MATMUL_VARIANT;
     else process.env.VITCATS_MATMUL_VARIANT = prev;
+    setKernelVariants(device, before);
+  }
+});
+
+const attentionEntry = (variant: AttentionAutotuneEntry['attentionVariant']): AttentionAutotuneEntry => ({
+  attentionVariant: variant, ms: { [variant]: 1 }, shapes: ['B1 S8 H1 hd8'], measuredAt: new Date(0).toISOString(),
+});
+
+test('attention: the candidates are per adapter, a cache hit sets its variant without measuring', async () => {
+  const device = await setupDevice();
+  const before = kernelVariants(device);
+  try {
+    const candidates = attentionCandidates(device);
+    assert.equal(candidates, ['unfused', device.isCPU ? 'fused-texture' : 'fused-tiles']);
+    for (const variant of candidates) {
+      const cache = memoryCache({ [attentionAutotuneKey(device)]: attentionEntry(variant) });
+      const r = await autotuneAttention(device, { cache });
+      assert.is(r.source, 'cache');
+      assert.is(cache.writes, 0);
+      assert.is(kernelVariants(device).attention, variant);
+      assert.is(lastAttentionAutotune(device)?.attentionVariant, variant);
+    }
+    // the matmul and attention choices live under different keys
+    assert.is.not(attentionAutotuneKey(device), autotuneKey(device));
+  } finally {
+    setKernelVariants(device, before);
+  }
+});
+
+test('attention: measuring times the candidates (a cached non-candidate does not count), keeps the faster, and stays short', async () => {
+  const device = await setupDevice();
+  const before = kernelVariants(device);
+  try {
+    const foreign = ATTENTION_VARIANTS.find((v) => !attentionCandidates(device).includes(v))!;
+    const cache = memoryCache({ [attentionAutotuneKey(device)]: attentionEntry(foreign) });
+    const t0 = performance.now();
+    const r = await autotuneAttention(device, { cache });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.is(r.source, 'measured');
+    assert.ok(attentionCandidates(device).includes(r.attentionVariant));
+    const times = attentionCandidates(device).filter((v) => !r.abandoned?.includes(v)).map((v) => r.ms[v]!);
+    assert.is(r.ms[r.attentionVariant], Math.min(...times));
+    assert.is(kernelVariants(device).attention, r.attentionVariant);
+    assert.is((cache.data[r.key] as AttentionAutotuneEntry).attentionVariant, r.attentionVariant);
+    assert.ok(seconds < 30, `attention autotune took ${seconds.toFixed(1)} s`);
+  } finally {
+    setKernelVariants(device, before);
+  }
+});
+
+test('VITCATS_ATTENTION_VARIANT: autotune leaves attention alone, and a wrong value is an error naming it', async () => {
+  const device = await setupDevice();
+  const before = kernelVariants(device);
+  const prev = process.env.VITCATS_ATTENTION_VARIANT;
+  try {
+    process.env.VITCATS_ATTENTION_VARIANT = 'fused-tiles';
+    assert.is(envAttentionVariant(), 'fused-tiles');
+    const cache = memoryCache({ [autotuneKey(device)]: entry('register'), [attentionAutotuneKey(device)]: attentionEntry('unfused') });
+    setKernelVariants(device, { attention: 'fused-tiles' });
+    const r = await autotune(device, { cache });
+    assert.is(r?.attention, undefined);
+    assert.is(kernelVariants(device).attention, 'fused-tiles');
+    process.env.VITCATS_ATTENTION_VARIANT = 'flash';
+    assert.throws(() => envAttentionVariant(), /VITCATS_ATTENTION_VARIANT is "flash"; expected one of unfused, fused-tiles, fused-texture/);
+  } finally {
+    if (prev === undefined) delete process.env.VITCATS_ATTENTION_VARIANT;
+    else process.env.VITCATS_ATTENTION_VARIANT = prev;
     setKernelVariants(device, before);
   }
 });

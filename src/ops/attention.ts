@@ -1,11 +1,15 @@
-// Softmax attention as in Hugging Face ViTSelfAttention (shaders/attention.wgsl), on the merged
-// [B, S, H*hd] layout of the query/key/value Linear outputs: no head split or merge copies.
+// Softmax attention as in Hugging Face ViTSelfAttention, on the merged [B, S, H*hd] layout of the
+// query/key/value Linear outputs: no head split or merge copies.
 //   scores = q_h k_h^T * scale; p = softmax(scores); p' = dropout(p) * headMask[h]; context_h = p' v_h
+// Two paths (kernelVariants(device).attention): fused (shaders/attention_fused*.wgsl: one kernel
+// forward, online softmax, nothing of size S^2) and unfused (shaders/attention.wgsl: matmuls around a
+// [B, H, S, S] score buffer; the reference, and the path for head dims past the fused kernels' 64).
 import { Tensor } from '../tensor.ts';
 import type { Device } from '../gpu/device.ts';
 import { record } from '../autograd.ts';
 import { matmulKernel, matmulRaw } from './matmul.ts';
-import { kernelVariants } from './variants.ts';
+import { kernelVariants, type AttentionVariant } from './variants.ts';
+import { scratchTextures, type ScratchTexture } from './scratch-textures.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
 
 export interface AttentionOptions {
@@ -149,9 +153,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     }
   }
   const mask: MaskSpec = { dropout, seed: opts.seed ?? 0, headMask };
+  const device = q.device;
+  const variant = attentionKernel(device, { seq, heads, headDim });
+  if (variant !== 'unfused') {
+    const dims = { batch, seq, heads, headDim, scale };
+    return fusedAttention(q, k, v, dims, mask, variant, !!opts.returnProbs, ownsHeadMask);
+  }
   const masked = dropout > 0 || headMask !== null;
 
-  const device = q.device;
   // Score rows padded to 256 bytes where the texture matmul runs: it then copies them into its textures
   // instead of packing them (the padding is never read as data).
   const pitch = usesTextureMatmul(device) ? Math.ceil(seq / 64) * 64 : seq;
@@ -210,6 +219,180 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
         batchedMatmul(dS, transpose(square), q, tokens, dk, tokens, { m: seq, n: headDim, k: seq, ...sq });
       }
       dS.dispose();
+    }
+    return [dq, dk, dv];
+  }, saved);
+  return { context, probs };
+}
+
+// ---- fused (shaders/attention_fused.wgsl, attention_fused_texture.wgsl) -------------------------------
+
+/** The fused kernels keep a head row in registers: MAX_HD4 texels of 4. */
+const FUSED_MAX_HEAD_DIM = 64;
+/** rows per workgroup of the tile kernels (ROWS) and of the texture kernels (LANES) */
+const FUSED_ROWS = { 'fused-tiles': 64, 'fused-texture': 8 } as const;
+type FusedVariant = keyof typeof FUSED_ROWS;
+
+/** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
+export const fusedAttentionConfig = { textureRows: 0 };
+const textureRows = (device: Device) => fusedAttentionConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
+
+/**
+ * The attention path that runs on a device: the chosen variant, or 'unfused' where the fused kernels
+ * cannot: head dims past 64, and the texture kernels without 8-lane subgroups or with the H * S head
+ * rows of one batch item past the textures' height.
+ */
+export function attentionKernel(
+  device: Device, d: { seq: number; heads: number; headDim: number }, variant: AttentionVariant = kernelVariants(device).attention,
+): AttentionVariant {
+  if (variant === 'unfused' || d.headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
+  if (variant === 'fused-texture') {
+    const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= FUSED_ROWS['fused-texture'];
+    if (!subgroups || d.heads * d.seq > textureRows(device)) return 'unfused';
+  }
+  return variant;
+}
+
+interface FusedDims { batch: number; seq: number; heads: number; headDim: number; scale: number }
+
+/** The tensors a fused kernel reads; those the texture kernels read as textures are named in `textures`. */
+interface FusedOperands { q: Tensor; k: Tensor; v: Tensor; dOut?: Tensor }
+
+/**
+ * One fused kernel over the whole batch: `entry` + '_tiles' or '_texture'. Bindings: q, k, v, head mask,
+ * `outputs[0]`, stats, then dO and `outputs[1]` where given. The texture kernels read `textures` (names of
+ * operands) from textures, filled per run of batch items that fits the texture height.
+ */
+function fusedKernel(
+  variant: FusedVariant, entry: 'forward' | 'backward_dq' | 'backward_dkdv', ops: FusedOperands, textures: (keyof FusedOperands)[],
+  outputs: Tensor[], stats: Tensor, d: FusedDims, mask: MaskSpec,
+): void {
+  const device = stats.device;
+  const hd4 = Math.ceil(d.headDim / 4);
+  const rows = FUSED_ROWS[variant];
+  const common = {
+    constants: { DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0, HD4: hd4 },
+    label: `attention_fused:${entry}_${variant.slice(6)}`,
+  };
+  // With no head mask its binding still sits in the auto layout: k (read-only everywhere) stands in.
+  const bind = (tex: Partial<Record<keyof FusedOperands, ScratchTexture>>) => {
+    const of = (name: keyof FusedOperands) => tex[name]?.view ?? ops[name]!.binding;
+    const list = [of('q'), of('k'), of('v'), (mask.headMask ?? ops.k).binding, outputs[0].binding, stats.binding];
+    if (ops.dOut) list.push(of('dOut'));
+    if (outputs[1]) list.push(outputs[1].binding);
+    return list;
+  };
+  if (variant === 'fused-tiles') {
+    device.dispatch({
+      ...common, shader: wgsl.attention_fused, entry: `${entry}_tiles`,
+      uniforms: fusedUniforms(d, mask, 0, 0),
+      bindings: bind({}),
+      workgroups: [Math.ceil(d.seq / rows), d.heads, d.batch],
+    });
+    return;
+  }
+  // runs of batch items whose head rows fit in one texture
+  const run = Math.min(d.batch, Math.floor(textureRows(device) / (d.heads * d.seq)));
+  const specs = textures.map((name) => ({ role: `attention ${name}`, width: hd4, height: run * d.heads * d.seq }));
+  for (let b0 = 0; b0 < d.batch; b0 += run) {
+    const n = Math.min(run, d.batch - b0);
+    const tex = scratchTextures(device, specs);
+    const filled: Partial<Record<keyof FusedOperands, ScratchTexture>> = {};
+    textures.forEach((name, i) => {
+      fillHeadTexture(ops[name]!, tex[i], d, mask, b0, n);
+      filled[name] = tex[i];
+    });
+    device.dispatch({
+      ...common, shader: wgsl.attention_fused_texture, entry: `${entry}_texture`,
+      uniforms: fusedUniforms(d, mask, b0, 0),
+      bindings: bind(filled),
+      workgroups: [Math.ceil(d.seq / rows), d.heads, n],
+    });
+  }
+}
+
+function fusedUniforms(d: FusedDims, mask: MaskSpec, batch0: number, rows: number) {
+  return {
+    seq: d.seq, heads: d.heads, head_dim: d.headDim, width: d.heads * d.headDim, batch0, rows,
+    seed: mask.seed >>> 0, scale: d.scale, drop: mask.dropout, keep_scale: 1 / (1 - mask.dropout),
+  };
+}
+
+/**
+ * The head rows of batch items b0 .. b0 + n - 1 of a [B, S, H*hd] tensor into a texture
+ * (attention_fused_texture.wgsl describes the image): one copy per (item, head) where head rows are whole
+ * texels and tokens 256-byte aligned (a memcpy on lavapipe), else packed by pack_heads.
+ */
+function fillHeadTexture(src: Tensor, tex: ScratchTexture, d: FusedDims, mask: MaskSpec, b0: number, n: number): void {
+  const device = src.device;
+  const width = d.heads * d.headDim;
+  const hd4 = Math.ceil(d.headDim / 4);
+  if (d.headDim % 4 === 0 && (width * 4) % 256 === 0) {
+    for (let z = 0; z < n; z++) {
+      for (let h = 0; h < d.heads; h++) {
+        const offset = ((b0 + z) * d.seq * width + h * d.headDim) * 4;
+        device.copyToTexture({ buffer: src.buffer, offset, bytesPerRow: width * 4 }, tex.texture, [hd4, d.seq], (z * d.heads + h) * d.seq);
+      }
+    }
+    return;
+  }
+  const rows = n * d.heads * d.seq;
+  device.dispatch({
+    shader: wgsl.attention_fused, entry: 'pack_heads', constants: { HD4: hd4 },
+    uniforms: fusedUniforms(d, mask, b0, rows),
+    bindings: [src.binding, tex.view],
+    workgroups: [Math.ceil(hd4 / 16), Math.ceil(rows / 4), 1],
+  });
+}
+
+/** attention() on the fused kernels: forward saves one (log-sum-exp, D) pair per [B, H, S] row. */
+function fusedAttention(
+  q: Tensor, k: Tensor, v: Tensor, d: FusedDims, mask: MaskSpec, variant: FusedVariant, returnProbs: boolean, ownsHeadMask: boolean,
+): AttentionResult {
+  const device = q.device;
+  const { batch, seq, heads } = d;
+  const rows = batch * heads * seq;
+  const stats = Tensor.empty([batch, heads, seq, 2], { device });
+  const context = Tensor.empty(q.shape, { device });
+  fusedKernel(variant, 'forward', { q, k, v }, ['k', 'v'], [context], stats, d, mask);
+
+  let probs: Tensor | null = null;
+  if (returnProbs) {
+    probs = Tensor.empty([batch, heads, seq, seq], { device });
+    device.dispatch({
+      shader: wgsl.attention_fused, entry: 'attention_probs',
+      constants: { WG, DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0, HD4: Math.ceil(d.headDim / 4) },
+      uniforms: fusedUniforms(d, mask, 0, rows),
+      bindings: [q.binding, k.binding, stats.binding, (mask.headMask ?? k).binding, probs.binding],
+      workgroups: device.grid(rows * seq, WG),
+    });
+  }
+
+  // record() disposes these at once when no input needs a gradient; the view keeps the context's
+  // storage (D = rowsum(dO * context)) whatever the caller does with it.
+  const saved = [stats, context.view(context.shape), ...(ownsHeadMask ? [mask.headMask!] : [])];
+  const contextSaved = saved[1];
+  record(context, 'attention', [q, k, v], (dContext) => {
+    device.dispatch({
+      shader: wgsl.attention_fused, entry: 'attention_delta', constants: { WG },
+      uniforms: fusedUniforms(d, mask, 0, rows),
+      bindings: [contextSaved.binding, dContext.binding, stats.binding],
+      workgroups: device.grid(rows, WG),
+    });
+    const ops = { q, k, v, dOut: dContext };
+    let dq: Tensor | null = null;
+    if (q.requiresGrad) {
+      dq = Tensor.empty(q.shape, { device });
+      fusedKernel(variant, 'backward_dq', ops, ['k', 'v'], [dq], stats, d, mask);
+    }
+    let dk: Tensor | null = null;
+    let dv: Tensor | null = null;
+    if (k.requiresGrad || v.requiresGrad) {
+      dk = Tensor.empty(k.shape, { device });
+      dv = Tensor.empty(v.shape, { device });
+      fusedKernel(variant, 'backward_dkdv', ops, ['q', 'dOut'], [dk, dv], stats, d, mask);
+      if (!k.requiresGrad) { dk.dispose(); dk = null; }
+      if (!v.requiresGrad) { dv.dispose(); dv = null; }
     }
     return [dq, dk, dv];
   }, saved);

@@ -4,9 +4,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { AutotuneCache, AutotuneEntry } from './autotune.ts';
+import type { AttentionAutotuneEntry, AutotuneCache, AutotuneEntry } from './autotune.ts';
 
-interface CacheFile { version: 1; entries: Record<string, AutotuneEntry> }
+interface CacheFile { version: 1; entries: Record<string, AutotuneEntry | AttentionAutotuneEntry> }
 
 export function autotuneCachePath(): string {
   const dir = process.env.VITCATS_CACHE_DIR

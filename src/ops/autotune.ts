@@ -1,11 +1,15 @@
-// Picks the matmul variant for this adapter by timing both on a few representative shapes, once:
-// the choice is cached (on Node in ~/.cache/vitcatsvdogs/autotune.json, registered by the Node
-// entry) keyed by the adapter, its enabled features and a fingerprint of the matmul shaders, so later
-// runs start at once. `await autotune(device)` runs it; VITCATS_MATMUL_VARIANT skips it.
+// Picks the matmul variant, then the attention variant, for this adapter by timing the candidates on a
+// few representative shapes, once: each choice is cached (on Node in ~/.cache/vitcatsvdogs/autotune.json,
+// registered by the Node entry) keyed by the adapter, its enabled features and a fingerprint of the
+// shaders involved, so later runs start at once. `await autotune(device)` runs it;
+// VITCATS_MATMUL_VARIANT skips it, VITCATS_ATTENTION_VARIANT the attention part.
 import type { Device } from '../gpu/device.ts';
 import { Tensor, tidy } from '../tensor.ts';
 import { matmulRaw } from './matmul.ts';
-import { MATMUL_VARIANTS, setKernelVariants, variantForcedByEnv, kernelVariants, type KernelVariant } from './variants.ts';
+import { attention } from './attention.ts';
+import {
+  ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, setKernelVariants, variantForcedByEnv, kernelVariants, type AttentionVariant, type KernelVariant,
+} from './variants.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
 
 export interface AutotuneEntry {
@@ -21,12 +25,29 @@ export interface AutotuneEntry {
 export interface AutotuneResult extends AutotuneEntry {
   source: 'cache' | 'measured';
   key: string;
+  /** the attention choice made after the matmul one (autotune() only) */
+  attention?: AttentionAutotuneResult;
+}
+
+export interface AttentionAutotuneEntry {
+  attentionVariant: AttentionVariant;
+  /** summed best time (ms) of forward + backward of each candidate over the shapes */
+  ms: Partial<Record<AttentionVariant, number>>;
+  /** candidates abandoned part-way (3x behind the best): their `ms` covers fewer shapes */
+  abandoned?: AttentionVariant[];
+  shapes: string[];
+  measuredAt: string;
+}
+
+export interface AttentionAutotuneResult extends AttentionAutotuneEntry {
+  source: 'cache' | 'measured';
+  key: string;
 }
 
 /** Where autotune results persist; the Node one is in autotune-cache-node.ts. */
 export interface AutotuneCache {
-  read(key: string): AutotuneEntry | null;
-  write(key: string, entry: AutotuneEntry): void;
+  read(key: string): AutotuneEntry | AttentionAutotuneEntry | null;
+  write(key: string, entry: AutotuneEntry | AttentionAutotuneEntry): void;
 }
 
 let defaultCache: AutotuneCache | null = null;
@@ -36,10 +57,10 @@ export function setDefaultAutotuneCache(cache: AutotuneCache | null): void {
   defaultCache = cache;
 }
 
-/** FNV-1a of the matmul shaders: editing a kernel re-tunes. */
-function kernelFingerprint(): string {
+/** FNV-1a of some shaders: editing a kernel re-tunes. */
+function kernelFingerprint(shaders = [wgsl.matmul, wgsl.matmul_texture]): string {
   let h = 0x811c9dc5;
-  for (const s of [wgsl.matmul, wgsl.matmul_texture]) {
+  for (const s of shaders) {
     for (let i = 0; i < s.code.length; i++) h = Math.imul(h ^ s.code.charCodeAt(i), 0x01000193);
   }
   return (h >>> 0).toString(16).padStart(8, '0');
@@ -145,7 +166,10 @@ export async function autotune(device: Device, opts: AutotuneOptions = {}): Prom
     kernelVariants(device);
     return null;
   }
-  return autotuneMatmul(device, opts);
+  const result = await autotuneMatmul(device, opts);
+  // after the matmul choice (the unfused attention path runs on it); VITCATS_ATTENTION_VARIANT skips it
+  if (!envAttentionVariant()) result.attention = await autotuneAttention(device, opts);
+  return result;
 }
 
 /** The matmul variant for this device: from the cache, else measured now; sets it. */
@@ -154,7 +178,7 @@ export async function autotuneMatmul(device: Device, opts: AutotuneOptions = {})
   const key = autotuneKey(device);
   const cached = opts.refresh ? null : cache?.read(key);
   let result: AutotuneResult;
-  if (cached && MATMUL_VARIANTS.includes(cached.matmulVariant)) {
+  if (cached && 'matmulVariant' in cached && MATMUL_VARIANTS.includes(cached.matmulVariant)) {
     result = { ...cached, source: 'cache', key };
   } else {
     const entry = await measureMatmulVariants(device);
@@ -167,5 +191,110 @@ export async function autotuneMatmul(device: Device, opts: AutotuneOptions = {})
   }
   results.set(device, result);
   setKernelVariants(device, { matmul: result.matmulVariant });
+  return result;
+}
+
+// ---- attention ----------------------------------------------------------------------------------
+
+interface AttentionShape { batch: number; seq: number; heads: number; headDim: number }
+
+/**
+ * ViT attention (head dim 64) at both sequence classes: 197 tokens (224 px) and 577 (384 px). Few heads
+ * on a CPU rasteriser so the run stays short; ViT-B's 12 on a GPU.
+ */
+function attentionShapesFor(device: Device): AttentionShape[] {
+  const heads = device.isCPU ? 2 : 12;
+  return [{ batch: 1, seq: 197, heads, headDim: 64 }, { batch: 1, seq: 577, heads, headDim: 64 }];
+}
+
+/** The candidates on this adapter: the texture kernels are for CPU rasterisers, the tiles for GPUs. */
+export function attentionCandidates(device: Device): AttentionVariant[] {
+  return ATTENTION_VARIANTS.filter((v) => v === 'unfused' || v === (device.isCPU ? 'fused-texture' : 'fused-tiles'));
+}
+
+const attentionShapeName = (s: AttentionShape) => `B${s.batch} S${s.seq} H${s.heads} hd${s.headDim}`;
+
+/** The cache key of the attention choice: adapter, features, and the attention and matmul shaders. */
+export function attentionAutotuneKey(device: Device): string {
+  const shaders = [wgsl.attention, wgsl.attention_fused, wgsl.attention_fused_texture, wgsl.matmul, wgsl.matmul_texture];
+  return `attention | ${device.description} | ${[...device.features].sort().join(',')} | ${kernelFingerprint(shaders)}`;
+}
+
+/** Best-of-`reps` wall time (ms) of forward + backward of one attention with the variant set. */
+async function timeAttention(device: Device, s: AttentionShape, reps: number): Promise<number> {
+  const shape = [s.batch, s.seq, s.heads * s.headDim];
+  return tidy(async () => {
+    // values matter little for timing, but uninitialised memory could hold NaNs: zeros cost one upload
+    const zeros = new Float32Array(shape[0] * shape[1] * shape[2]);
+    const [q, k, v] = [0, 1, 2].map(() => Tensor.fromArray(zeros, shape, { device, requiresGrad: true }));
+    const dContext = Tensor.fromArray(zeros, shape, { device });
+    const run = async () => {
+      const { context } = attention(q, k, v, { heads: s.heads });
+      context.backward(dContext);
+      for (const t of [q, k, v]) { t.grad?.dispose(); t.grad = null; }
+      context.dispose();
+      await device.sync();
+    };
+    await run(); // warm-up: pipeline compilation
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      await run();
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best;
+  });
+}
+
+/** Times each candidate's forward + backward on each shape (best of a few runs). */
+export async function measureAttentionVariants(device: Device, shapes = attentionShapesFor(device)): Promise<AttentionAutotuneEntry> {
+  const candidates = attentionCandidates(device);
+  const before = kernelVariants(device).attention;
+  const ms: Partial<Record<AttentionVariant, number>> = {};
+  const abandoned: AttentionVariant[] = [];
+  try {
+    for (const variant of candidates) {
+      setKernelVariants(device, { attention: variant });
+      let total = 0;
+      for (const s of shapes) {
+        total += await timeAttention(device, s, 2);
+        if (total > 3 * Math.min(...Object.values(ms))) { abandoned.push(variant); break; }
+      }
+      ms[variant] = total;
+    }
+  } finally {
+    setKernelVariants(device, { attention: before });
+  }
+  const score = (v: AttentionVariant) => (abandoned.includes(v) ? Infinity : ms[v] ?? Infinity);
+  const attentionVariant = candidates.reduce((a, b) => (score(b) < score(a) ? b : a));
+  return { attentionVariant, ms, abandoned, shapes: shapes.map(attentionShapeName), measuredAt: new Date().toISOString() };
+}
+
+const attentionResults = new WeakMap<Device, AttentionAutotuneResult>();
+
+/** The attention autotune result of a device, if it ran. */
+export function lastAttentionAutotune(device: Device): AttentionAutotuneResult | undefined {
+  return attentionResults.get(device);
+}
+
+/** The attention variant for this device: from the cache, else measured now; sets it. */
+export async function autotuneAttention(device: Device, opts: AutotuneOptions = {}): Promise<AttentionAutotuneResult> {
+  const cache = opts.cache === undefined ? defaultCache : opts.cache;
+  const key = attentionAutotuneKey(device);
+  const cached = opts.refresh ? null : cache?.read(key);
+  let result: AttentionAutotuneResult;
+  if (cached && 'attentionVariant' in cached && attentionCandidates(device).includes(cached.attentionVariant)) {
+    result = { ...cached, source: 'cache', key };
+  } else {
+    const entry = await measureAttentionVariants(device);
+    try {
+      cache?.write(key, entry);
+    } catch {
+      /* a read-only home directory only costs the next run another autotune */
+    }
+    result = { ...entry, source: 'measured', key };
+  }
+  attentionResults.set(device, result);
+  setKernelVariants(device, { attention: result.attentionVariant });
   return result;
 }

@@ -1,25 +1,38 @@
 // Which kernel variant the ops use on a device: set by setKernelVariants (tests, bench, a user),
-// VITCATS_MATMUL_VARIANT, the autotune (ops/autotune.ts), or else by the adapter kind.
+// VITCATS_MATMUL_VARIANT / VITCATS_ATTENTION_VARIANT, the autotune (ops/autotune.ts), or else by the
+// adapter kind.
 import type { Device } from '../gpu/device.ts';
 
 /** matmul kernels: 'register' (big register tiles; matmul_texture where subgroups exist) or 'shared' (workgroup-memory tiles) */
 export type KernelVariant = 'register' | 'shared';
 export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared'];
 
+/**
+ * softmax attention (ops/attention.ts): 'unfused' (matmuls around a [B, H, S, S] score buffer, the
+ * reference path), 'fused-tiles' (one kernel forward, two backward, workgroup-memory tiles: GPUs) or
+ * 'fused-texture' (the same without barriers, reading rows from textures: lavapipe)
+ */
+export type AttentionVariant = 'unfused' | 'fused-tiles' | 'fused-texture';
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['unfused', 'fused-tiles', 'fused-texture'];
+
 export interface KernelVariants {
   matmul: KernelVariant;
+  attention: AttentionVariant;
 }
 
 const chosen = new WeakMap<Device, KernelVariants>();
 
-function envMatmulVariant(): KernelVariant | undefined {
-  const v = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env?.VITCATS_MATMUL_VARIANT;
+function envVariant<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const v = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env?.[name];
   if (v === undefined || v === '') return undefined;
-  if (!MATMUL_VARIANTS.includes(v as KernelVariant)) {
-    throw new Error(`VITCATS_MATMUL_VARIANT is "${v}"; expected one of ${MATMUL_VARIANTS.join(', ')}`);
-  }
-  return v as KernelVariant;
+  if (!allowed.includes(v as T)) throw new Error(`${name} is "${v}"; expected one of ${allowed.join(', ')}`);
+  return v as T;
 }
+
+const envMatmulVariant = () => envVariant('VITCATS_MATMUL_VARIANT', MATMUL_VARIANTS);
+
+/** VITCATS_ATTENTION_VARIANT, where set (the autotune then leaves the attention variant alone). */
+export const envAttentionVariant = () => envVariant('VITCATS_ATTENTION_VARIANT', ATTENTION_VARIANTS);
 
 /** Whether the variant was forced by the environment (the autotune then leaves it alone). */
 export function variantForcedByEnv(): boolean {
@@ -32,7 +45,12 @@ export function kernelVariants(device: Device): KernelVariants {
   if (!v) {
     // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
     // are expensive; real GPUs want shared-memory tiles.
-    v = { matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared') };
+    v = {
+      matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared'),
+      // On lavapipe the texture matmul around the score buffer measured faster than the fused texture
+      // kernels (the autotune times both); GPUs want the fused kernels' tiles.
+      attention: envAttentionVariant() ?? (device.isCPU ? 'unfused' : 'fused-tiles'),
+    };
     chosen.set(device, v);
   }
   return v;
