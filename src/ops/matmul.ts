@@ -2,7 +2,7 @@
 // matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import type { Shader } from '../gpu/device.ts';
+import type { Device, Shader } from '../gpu/device.ts';
 import { sumRowsRaw } from './reduce.ts';
 import { kernelVariants, type KernelVariant } from './variants.ts';
 import { scratchTextures } from './scratch-textures.ts';
@@ -44,8 +44,17 @@ export interface MatmulParams {
   accumulate?: boolean;
   /** multiplies A·B (not the bias or the accumulated value) */
   alpha?: number;
+  /** epilogue: out = gelu(result), torch's exact-erf GELU (result: after bias and accumulation) */
+  gelu?: boolean;
+  /** with gelu: receives the result before the GELU (for backward), laid out like out */
+  preact?: Tensor | null;
+  /** epilogue: out = result + residual, laid out like out (same offset, strides and pitch) */
+  residual?: Tensor | null;
   variant?: KernelVariant;
 }
+
+// matmul.wgsl's EPILOGUE values
+const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3 } as const;
 
 // Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
 // matmul_texture's LANES and ROWS, and pack_operand's workgroup.
@@ -74,14 +83,26 @@ export function matmulKernel(
     : { shader: wgsl.matmul, entry: 'matmul_register' };
 }
 
+const spares = new WeakMap<Device, GPUBuffer>();
+
+/** A writable buffer bound as preact where the epilogue keeps none (writable bindings may not alias out). */
+function spareOutput(device: Device): GPUBuffer {
+  let buffer = spares.get(device);
+  if (!buffer) {
+    buffer = device.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'matmul spare preact' });
+    spares.set(device, buffer);
+  }
+  return buffer;
+}
+
 /** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
 function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
   return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.byteLength / 16) * 16) };
 }
 
 /**
- * out[i] = alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating) for each batch item i,
- * without autograd. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
+ * out[i] = epilogue(alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating)) for each batch item i,
+ * without autograd; the epilogue is nothing, the GELU (`gelu`) or `+ residual[i]`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
  */
 export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
   const { M, N, K } = p;
@@ -118,9 +139,18 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   fits(b, offsetB, strideB, headB, rowsB, colsB, ldB, 'b');
   fits(out, offsetC, strideC, headC, M, N, ldC, 'out');
   if (bias && bias.size !== N) throw new Error(`matmulRaw: bias [${bias.shape}] must have N=${N} elements`);
-  for (const t of [a, b, bias]) {
-    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b or bias');
+  const residual = p.residual ?? null, preact = p.preact ?? null;
+  if (residual && p.gelu) throw new Error('matmulRaw: one epilogue at a time (gelu or residual)');
+  if (preact && !p.gelu) throw new Error('matmulRaw: preact is the input of the GELU epilogue; it needs gelu');
+  if (residual) fits(residual, offsetC, strideC, headC, M, N, ldC, 'residual');
+  if (preact) fits(preact, offsetC, strideC, headC, M, N, ldC, 'preact');
+  for (const t of [a, b, bias, residual, preact]) {
+    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual or preact');
   }
+  for (const t of [a, b, bias, residual]) {
+    if (t && preact && t.buffer === preact.buffer) throw new Error('matmulRaw: preact must not share storage with a, b, bias or residual');
+  }
+  const epilogue = residual ? EPILOGUE.residual : p.gelu ? (preact ? EPILOGUE.geluPreact : EPILOGUE.gelu) : EPILOGUE.none;
   const device = out.device;
   const variant = p.variant ?? kernelVariants(device).matmul;
   let kernel = matmulKernel(variant, device);
@@ -129,7 +159,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     const maxRows = matmulConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
     if (K > 0 && N <= (transB ? maxRows : 4 * maxRows)) {
       textureMatmul(a, b, out, {
-        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate,
+        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact,
         a: { offset: offsetA, stride: strideA, headStride: headA, ld: ldA },
         b: { offset: offsetB, stride: strideB, headStride: headB, ld: ldB },
         c: { offset: offsetC, stride: strideC, headStride: headC, ld: ldC },
@@ -138,9 +168,10 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     }
     kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
-  const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
-  // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
-  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding];
+  const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate, EPILOGUE: epilogue };
+  // bias, residual and preact are always bound (b or a spare buffer stands in for one not given): layout
+  // 'auto' keeps every binding the code names
+  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, preact?.binding ?? spareOutput(device)];
   let workgroups: [number, number, number];
   if (variant === 'register') {
     // a stride matters only when it is used
@@ -177,6 +208,8 @@ interface TextureProduct {
   M: number; N: number; K: number; items: number; heads: number; transA: boolean; transB: boolean;
   a: Stored; b: Stored; c: Stored;
   bias: Tensor | null; alpha: number; accumulate: boolean;
+  /** matmul.wgsl's EPILOGUE, with its operands */
+  epilogue: number; residual: Tensor | null; preact: Tensor | null;
 }
 
 const shift = (s: Stored, elements: number): Stored => ({ ...s, offset: s.offset + elements });
@@ -195,6 +228,7 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
       textureMatmul(a, b, out, {
         ...q, K: Math.min(maxRows, K - k0), a: shift(q.a, transA ? k0 * q.a.ld : k0), b: shift(q.b, transB ? k0 : k0 * q.b.ld),
         accumulate: q.accumulate || k0 > 0, bias: k0 === 0 ? q.bias : null,
+        epilogue: k0 + maxRows >= K ? q.epilogue : EPILOGUE.none, // (of the whole sum)
       });
     }
     return;
@@ -241,9 +275,9 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   const c = q.c;
   device.dispatch({
     shader: wgsl.matmul_texture, entry: 'matmul_texture',
-    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate },
+    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue },
     uniforms: { M, N, K, strideC: c.stride, offsetC: c.offset, hasBias: !!q.bias, ldC: c.ld, heads, headStrideC: c.headStride, alpha: q.alpha },
-    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding],
+    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding, (q.residual ?? b).binding, q.preact?.binding ?? spareOutput(device)],
     workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
   });
 }
