@@ -13,6 +13,7 @@ import { kernelVariants, setKernelVariants, type KernelVariant } from '../src/op
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
+import { linearGelu, linearResidual } from '../src/ops/fused.ts';
 import { attention } from '../src/ops/attention.ts';
 import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
 import { gelu, add } from '../src/ops/elementwise.ts';
@@ -451,6 +452,71 @@ function adamwCase(n: number, what: string): Case {
   };
 }
 
+type Block = 'linear+gelu' | 'linear+residual' | 'linear+residual+layernorm';
+
+/**
+ * A transformer block's fused ops against the unfused sequence they replace: linearGelu vs
+ * gelu(linear), linearResidual vs add(linear, r), and that followed by layerNorm (ViT's attention output
+ * and layernorm_after). 'fwd' without autograd; 'fwd+bwd' records and backpropagates the whole block
+ * each run (an unfused block's backward spans several ops). Checked on sampled rows: the output, and dx
+ * (with the residual's gradient) of the backward.
+ */
+function blockCase(block: Block, rows: number, out: number, inF: number, fused: boolean, dir: 'fwd' | 'fwd+bwd', what: string): Case {
+  const eps = 1e-12;
+  return {
+    name: `${block}.${dir}`, variant: fused ? 'fused' : 'unfused', shape: `${rows}x${out}x${inF} ${what}`,
+    flops: (dir === 'fwd' ? 2 : 6) * rows * out * inF,
+    prepare() {
+      const grad = dir === 'fwd+bwd';
+      const x = rand([rows, inF], 1, grad), w = rand([out, inF], 0.05, grad), b = rand([out], 0.1, grad);
+      const r = rand([rows, out], 1, grad), lnW = rand([out], 0.5, grad), lnB = rand([out], 0.5, grad);
+      const leaves = [x, w, b, r, lnW, lnB];
+      const forward = () => {
+        let y = block === 'linear+gelu'
+          ? (fused ? linearGelu(x, w, b) : gelu(linear(x, w, b)))
+          : (fused ? linearResidual(x, w, b, r) : add(linear(x, w, b), r));
+        if (block === 'linear+residual+layernorm') y = layerNorm(y, lnW, lnB, eps);
+        return y;
+      };
+      const dy = rand([rows, out]);
+      const step = () => {
+        const y = forward();
+        if (grad) y.backward(dy);
+        return y;
+      };
+      const clearGrads = () => leaves.forEach((t) => { t.grad?.dispose(); t.grad = null; });
+      return {
+        run: () => tidy(() => { step(); clearGrads(); }),
+        async check() {
+          const y = await step().toArray();
+          const sample = sampleRows(rows);
+          const [X, W, B, R, LW, LB, DY] = await Promise.all([x, w, b, r, lnW, lnB, dy].map((t) => t.toArray()));
+          const z = matmulRef(X, W, { M: rows, N: out, K: inF, transB: true, rows: sample });
+          sample.forEach((m, i) => { for (let n = 0; n < out; n++) z[i * out + n] += B[n] + (block === 'linear+gelu' ? 0 : R[m * out + n]); });
+          const dyRows = pickRows(DY, sample, out);
+          let want: Float64Array = z, dz: Float64Array;
+          if (block === 'linear+gelu') {
+            want = z.map(geluRef);
+            dz = z.map((v, i) => geluGradRef(v) * dyRows[i]);
+          } else if (block === 'linear+residual+layernorm') {
+            want = layerNormRef(z, LW, LB, sample.length, out, eps).y;
+            dz = layerNormBackwardRef(z, LW, dyRows, sample.length, out, eps).dx;
+          } else {
+            dz = Float64Array.from(dyRows);
+          }
+          const checks = [compare(pickRows(y, sample, out), want, TOL_FWD, `y: ${sample.length} of ${rows} rows`)];
+          if (grad) {
+            checks.push(compare(pickRows(await x.grad!.toArray(), sample, inF), matmulRef(dz, W, { M: sample.length, N: inF, K: out }), TOL_BWD, `dx: ${sample.length} rows`));
+            if (block !== 'linear+gelu') checks.push(compare(pickRows(await r.grad!.toArray(), sample, out), dz, TOL_BWD, `dresidual: ${sample.length} rows`));
+          }
+          clearGrads();
+          return checks;
+        },
+      };
+    },
+  };
+}
+
 // ---- the case list ---------------------------------------------------------------------------
 
 const ROWS = 197 * 8; // ViT at 224 / patch 16, batch 8: 196 patches + [CLS]
@@ -480,6 +546,13 @@ function cases(): Case[] {
       out.push(geluCase(ROWS, m.mlp, dir));
     }
     out.push(addCase(ROWS, m.hidden));
+    for (const dir of ['fwd', 'fwd+bwd'] as const) {
+      for (const fused of [true, false]) {
+        out.push(blockCase('linear+gelu', ROWS, m.mlp, m.hidden, fused, dir, `ViT-${m.tag} MLP up`));
+        out.push(blockCase('linear+residual', ROWS, m.hidden, m.mlp, fused, dir, `ViT-${m.tag} MLP down`));
+        out.push(blockCase('linear+residual+layernorm', ROWS, m.hidden, m.hidden, fused, dir, `ViT-${m.tag} attn out + LN`));
+      }
+    }
     if (!quick) out.push(embeddingsCase(8, 196, m.hidden));
   }
   out.push(patchifyCase(8, 224, 16, 'fwd'), patchifyCase(8, 224, 16, 'bwd'));
