@@ -92,7 +92,6 @@ function phaseOf(d: DispatchDesc): string {
     case 'elementwise':
       return d.entry.startsWith('gelu') ? 'GELU' : 'elementwise + reductions (add, fill, bias sums)';
     case 'reduce': return 'elementwise + reductions (add, fill, bias sums)';
-    case 'fused': return 'GELU'; // shaders/fused.wgsl: the GELU backward of linearGelu, with its bias sum
     case 'loss': return 'cross-entropy';
     case 'adamw': return 'optimizer (AdamW)';
     default: return `other (${d.shader.name})`;

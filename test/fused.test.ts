@@ -6,7 +6,7 @@ import { setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
 import { linear, matmulConfig, matmulRaw } from '../src/ops/matmul.ts';
 import { linearGelu, linearResidual } from '../src/ops/fused.ts';
 import { gelu, add } from '../src/ops/elementwise.ts';
-import { linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
+import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
 import { assertClose, gradCheck, randn, setupDevice } from './helpers.ts';
 
@@ -159,6 +159,55 @@ test('matmulRaw register: epilogues on products split into K slices and row bloc
   }
 }));
 
+test('matmulRaw sumA: column sums of a = A^T beside the product, every kernel, K slices, row blocks, accumulate', async () => {
+  const device = await setupDevice();
+  // [K, M, N]: one row; odd sizes; ViT's 197 rows into a wide output; past the texture height below
+  const cases = [[1, 37, 10], [197, 24, 37], [577, 10, 24], [53, 30, 12]] as const;
+  let seed = 990;
+  for (const variant of variants) {
+    for (const [K, M, N] of cases) {
+      await tidy(async () => {
+        const a = randn(K * M, seed++), b = randn(K * N, seed++), s0 = randn(M, seed++);
+        const want = new Float64Array(M);
+        for (let k = 0; k < K; k++) for (let m = 0; m < M; m++) want[m] += a[k * M + m];
+        const split = K === 53 && variant === 'register'; // K slices, then row blocks (summed apart)
+        for (const textureRows of split ? [24, 20] : [0]) {
+          matmulConfig.textureRows = textureRows;
+          try {
+            for (const accumulate of [false, true]) {
+              const sumA = Tensor.fromArray(s0, [M]), out = Tensor.zeros([M, N]);
+              matmulRaw(Tensor.fromArray(a, [K, M]), Tensor.fromArray(b, [K, N]), out, { M, N, K, transA: true, accumulate, sumA, variant });
+              const at = `${variant} K=${K} M=${M} N=${N}${accumulate ? ' accumulate' : ''}${textureRows ? ` texture rows ${textureRows}` : ''}`;
+              assertClose(`sumA ${at}`, await sumA.toArray(), want.map((v, i) => v + (accumulate ? s0[i] : 0)), fwdTol);
+              assertClose(`product with sumA ${at}`, await out.toArray(), matmulRef(a, b, { M, N, K, transA: true }), fwdTol);
+            }
+          } finally {
+            matmulConfig.textureRows = 0;
+          }
+        }
+      });
+    }
+  }
+  await tidy(async () => {
+    const [K, M, N] = [577, 37, 24];
+    const a = Tensor.fromArray(randn(K * M, 999), [K, M]), b = Tensor.fromArray(randn(K * N, 998), [K, N]);
+    const dispatches = (sumA: Tensor | null) => {
+      const before = device.dispatchCount;
+      matmulRaw(a, b, Tensor.empty([M, N]), { M, N, K, transA: true, sumA, variant: 'register' });
+      return device.dispatchCount - before;
+    };
+    // the texture kernel forms the sums itself: no pass of their own
+    if (device.features.has('subgroups')) assert.is(dispatches(Tensor.empty([M])), dispatches(null), 'sumA costs a dispatch');
+    // determinism: the same bits twice
+    const sums = await Promise.all([0, 1].map(() => {
+      const s = Tensor.empty([M]);
+      dispatches(s);
+      return s.toArray();
+    }));
+    assert.equal(Buffer.from(sums[0].buffer), Buffer.from(sums[1].buffer), 'sumA differs between runs');
+  });
+});
+
 test('matmulRaw: epilogue errors', () => tidy(() => {
   const a = Tensor.zeros([4, 5]), b = Tensor.zeros([5, 3]), out = Tensor.empty([4, 3]);
   const p = { M: 4, N: 3, K: 5 };
@@ -166,6 +215,8 @@ test('matmulRaw: epilogue errors', () => tidy(() => {
   assert.throws(() => matmulRaw(a, b, out, { ...p, preact: Tensor.zeros([12]) }), /preact .* needs gelu/);
   assert.throws(() => matmulRaw(a, b, out, { ...p, residual: Tensor.zeros([11]) }), /residual \[11\] has 11 elements/);
   assert.throws(() => matmulRaw(a, b, out, { ...p, residual: out }), /out must not share storage/);
+  assert.throws(() => matmulRaw(a, b, out, { ...p, sumA: Tensor.zeros([4]) }), /sumA \[4\] needs transA/);
+  assert.throws(() => matmulRaw(Tensor.zeros([5, 4]), b, out, { ...p, transA: true, sumA: Tensor.zeros([3]) }), /M=4 elements/);
   assert.throws(() => linearResidual(a, Tensor.zeros([3, 5]), null, Tensor.zeros([3, 4])), /residual \[3,4\] must have the output's shape \[4,3\]/);
   assert.throws(() => linearGelu(a, Tensor.zeros([3, 4])), /linearGelu: input \[4,5\] does not fit weight \[3,4\]/);
 }));
@@ -181,7 +232,15 @@ test('device without subgroups: the plain register kernel runs the GELU and resi
         .map(([v, s]) => Tensor.fromArray(v as Float32Array, s as number[], on));
       const z = linearRef(c.x, c.w, c.b, rows, inF, outF);
       assertClose('no subgroups linearGelu', await linearGelu(x, w, b).toArray(), z.map(geluRef), fwdTol);
-      assertClose('no subgroups linearResidual', await linearResidual(x, w, b, r).toArray(), z.map((v, i) => v + c.r[i]), fwdTol);
+      for (const t of [x, w, b]) t.requiresGrad = true;
+      const y = linearResidual(x, w, b, r);
+      assertClose('no subgroups linearResidual', await y.toArray(), z.map((v, i) => v + c.r[i]), fwdTol);
+      // backward: the bias gradient in a pass of its own (this kernel forms no sums of A)
+      y.backward(Tensor.fromArray(c.dy, y.shape, on));
+      const ref = linearBackwardRef(c.x, c.w, c.dy, rows, inF, outF);
+      assertClose('no subgroups linearResidual dW', await w.grad!.toArray(), ref.dW, gradTol);
+      assertClose('no subgroups linearResidual db', await b.grad!.toArray(), ref.db, gradTol);
+      for (const t of [x, w, b]) t.grad?.dispose();
     });
   } finally {
     device.destroy();

@@ -50,6 +50,12 @@ export interface MatmulParams {
   preact?: Tensor | null;
   /** epilogue: out = result + residual, laid out like out (same offset, strides and pitch) */
   residual?: Tensor | null;
+  /**
+   * [M]: receives the sums over k of op(A) (+= when accumulating), for a dense a = A^T [K, M] (transA,
+   * one batch item): a linear layer's bias gradient beside dW = dy^T x, from the texture kernel's loads
+   * (other kernels sum in a pass of their own)
+   */
+  sumA?: Tensor | null;
   variant?: KernelVariant;
 }
 
@@ -83,16 +89,16 @@ export function matmulKernel(
     : { shader: wgsl.matmul, entry: 'matmul_register' };
 }
 
-const spares = new WeakMap<Device, GPUBuffer>();
+const spares = new WeakMap<Device, GPUBuffer[]>();
 
-/** A writable buffer bound as preact where the epilogue keeps none (writable bindings may not alias out). */
-function spareOutput(device: Device): GPUBuffer {
-  let buffer = spares.get(device);
-  if (!buffer) {
-    buffer = device.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: 'matmul spare preact' });
-    spares.set(device, buffer);
-  }
-  return buffer;
+/**
+ * Writable buffers bound for outputs not asked for (preact, sumA): writable bindings may not alias
+ * out or each other.
+ */
+function spareOutput(device: Device, i: number): GPUBuffer {
+  let list = spares.get(device);
+  if (!list) spares.set(device, (list = []));
+  return (list[i] ??= device.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `matmul spare output ${i}` }));
 }
 
 /** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
@@ -129,7 +135,16 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   for (const [ld, cols, name] of [[ldA, colsA, 'ldA'], [ldB, colsB, 'ldB'], [ldC, N, 'ldC']] as const) {
     if (!Number.isInteger(ld) || ld < cols) throw new Error(`matmulRaw: ${name} ${ld} is under the row length ${cols}`);
   }
-  if (M === 0 || N === 0 || batch === 0) return; // (K = 0 runs: an empty sum, then the epilogue)
+  const sumA = p.sumA ?? null;
+  if (sumA && !(transA && batch === 1 && offsetA === 0 && ldA === M && a.size === K * M && sumA.size === M)) {
+    throw new Error(`matmulRaw: sumA [${sumA.shape}] needs transA, one batch item, a = A^T exactly [K, M] and M=${M} elements (${desc}, a [${a.shape}])`);
+  }
+  // the sums of A in a pass of their own: without a product, or where its kernel does not form them
+  const sumAApart = () => { if (sumA && M > 0) sumRowsRaw(a, M, 1, sumA, p.accumulate ? 1 : 0); };
+  if (M === 0 || N === 0 || batch === 0) { // (K = 0 runs: an empty sum, then the epilogue)
+    sumAApart();
+    return;
+  }
   const fits = (t: Tensor, offset: number, stride: number, head: number, rows: number, cols: number, ld: number, what: string) => {
     if (rows === 0 || cols === 0) return;
     const want = offset + stride * (batch / heads - 1) + head * (heads - 1) + (rows - 1) * ld + cols;
@@ -144,11 +159,13 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   if (preact && !p.gelu) throw new Error('matmulRaw: preact is the input of the GELU epilogue; it needs gelu');
   if (residual) fits(residual, offsetC, strideC, headC, M, N, ldC, 'residual');
   if (preact) fits(preact, offsetC, strideC, headC, M, N, ldC, 'preact');
-  for (const t of [a, b, bias, residual, preact]) {
-    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual or preact');
+  for (const t of [a, b, bias, residual, preact, sumA]) {
+    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual, preact or sumA');
   }
-  for (const t of [a, b, bias, residual]) {
-    if (t && preact && t.buffer === preact.buffer) throw new Error('matmulRaw: preact must not share storage with a, b, bias or residual');
+  for (const [w, what] of [[preact, 'preact'], [sumA, 'sumA']] as const) {
+    for (const t of [a, b, bias, residual, w === sumA ? preact : null]) {
+      if (t && w && t.buffer === w.buffer) throw new Error(`matmulRaw: ${what} must not share storage with the other operands`);
+    }
   }
   const epilogue = residual ? EPILOGUE.residual : p.gelu ? (preact ? EPILOGUE.geluPreact : EPILOGUE.gelu) : EPILOGUE.none;
   const device = out.device;
@@ -158,8 +175,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     // (K = 0 needs no textures; an N past the texture height would need the bias split too: rare enough)
     const maxRows = matmulConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
     if (K > 0 && N <= (transB ? maxRows : 4 * maxRows)) {
+      // (row blocks would need sumA in blocks: summed apart instead)
+      const sumInProduct = M <= maxRows ? sumA : null;
+      if (!sumInProduct) sumAApart();
       textureMatmul(a, b, out, {
-        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact,
+        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact, sumA: sumInProduct,
         a: { offset: offsetA, stride: strideA, headStride: headA, ld: ldA },
         b: { offset: offsetB, stride: strideB, headStride: headB, ld: ldB },
         c: { offset: offsetC, stride: strideC, headStride: headC, ld: ldC },
@@ -168,10 +188,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     }
     kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
+  sumAApart();
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate, EPILOGUE: epilogue };
   // bias, residual and preact are always bound (b or a spare buffer stands in for one not given): layout
   // 'auto' keeps every binding the code names
-  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, preact?.binding ?? spareOutput(device)];
+  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, preact?.binding ?? spareOutput(device, 0)];
   let workgroups: [number, number, number];
   if (variant === 'register') {
     // a stride matters only when it is used
@@ -210,6 +231,7 @@ interface TextureProduct {
   bias: Tensor | null; alpha: number; accumulate: boolean;
   /** matmul.wgsl's EPILOGUE, with its operands */
   epilogue: number; residual: Tensor | null; preact: Tensor | null;
+  sumA: Tensor | null;
 }
 
 const shift = (s: Stored, elements: number): Stored => ({ ...s, offset: s.offset + elements });
@@ -275,9 +297,10 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   const c = q.c;
   device.dispatch({
     shader: wgsl.matmul_texture, entry: 'matmul_texture',
-    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue },
+    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue, SUM_A: +!!q.sumA },
     uniforms: { M, N, K, strideC: c.stride, offsetC: c.offset, hasBias: !!q.bias, ldC: c.ld, heads, headStrideC: c.headStride, alpha: q.alpha },
-    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding, (q.residual ?? b).binding, q.preact?.binding ?? spareOutput(device)],
+    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding, (q.residual ?? b).binding,
+      q.preact?.binding ?? spareOutput(device, 0), q.sumA?.binding ?? spareOutput(device, 1)],
     workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
   });
 }
@@ -382,33 +405,48 @@ export function matmul(
   });
 }
 
+/** rows, in and out features of linear's x W^T, with the shapes checked (`op` names the caller in errors). */
+export function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null): { rows: number; inF: number; outF: number } {
+  const inF = x.shape[x.shape.length - 1];
+  if (weight.shape.length !== 2 || x.shape.length < 1 || weight.shape[1] !== inF) {
+    throw new Error(`${op}: input [${x.shape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
+  }
+  const outF = weight.shape[0];
+  if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
+    throw new Error(`${op}: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
+  }
+  return { rows: x.shape.slice(0, -1).reduce((p, d) => p * d, 1), inF, outF };
+}
+
+/**
+ * The backward of y = x W^T (+ b) for the inputs that need a gradient: dx = dz W, dW = dz^T x (over all
+ * leading dims) and db = column sums of dz, formed beside dW (matmulRaw's sumA) where both are needed.
+ */
+export function linearBackwardRaw(
+  x: Tensor, weight: Tensor, bias: Tensor | null, dz: Tensor, rows: number, inF: number, outF: number,
+): [Tensor | null, Tensor | null, Tensor | null] {
+  let dx: Tensor | null = null, dW: Tensor | null = null;
+  if (x.requiresGrad) {
+    dx = Tensor.empty(x.shape, { device: x.device });
+    matmulRaw(dz, weight, dx, { M: rows, N: inF, K: outF });
+  }
+  const db = bias?.requiresGrad ? Tensor.empty([outF], { device: bias.device }) : null;
+  if (weight.requiresGrad) {
+    dW = Tensor.empty(weight.shape, { device: weight.device });
+    matmulRaw(dz, x, dW, { M: outF, N: inF, K: rows, transA: true, sumA: db });
+  } else if (db) {
+    sumRowsRaw(dz, outF, 1, db);
+  }
+  return [dx, dW, db];
+}
+
 /**
  * torch nn.Linear: x [..., in], weight [out, in], bias [out] -> x W^T + b with shape [..., out].
  * Recorded: dx = dy W, dW = dy^T x (over all leading dims), db = column sums of dy.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const inF = x.shape[x.shape.length - 1];
-  if (weight.shape.length !== 2 || x.shape.length < 1 || weight.shape[1] !== inF) {
-    throw new Error(`linear: input [${x.shape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
-  }
-  const outF = weight.shape[0];
-  if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
-    throw new Error(`linear: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
-  }
-  const rows = x.size / inF;
+  const { rows, inF, outF } = linearShape('linear', x, weight, bias);
   const y = Tensor.empty([...x.shape.slice(0, -1), outF], { device: x.device });
   matmulRaw(x, weight, y, { M: rows, N: outF, K: inF, transB: true, bias });
-  return record(y, 'linear', [x, weight, bias], (dy) => {
-    let dx: Tensor | null = null, dW: Tensor | null = null;
-    if (x.requiresGrad) {
-      dx = Tensor.empty(x.shape, { device: x.device });
-      matmulRaw(dy, weight, dx, { M: rows, N: inF, K: outF });
-    }
-    if (weight.requiresGrad) {
-      dW = Tensor.empty(weight.shape, { device: weight.device });
-      matmulRaw(dy, x, dW, { M: outF, N: inF, K: rows, transA: true });
-    }
-    const db = bias?.requiresGrad ? sumRowsRaw(dy, outF) : null;
-    return [dx, dW, db];
-  });
+  return record(y, 'linear', [x, weight, bias], (dy) => linearBackwardRaw(x, weight, bias, dy, rows, inF, outF));
 }
