@@ -208,6 +208,39 @@ test('matmulRaw sumA: column sums of a = A^T beside the product, every kernel, K
   });
 });
 
+for (const variant of variants) {
+  test(`matmulRaw ${variant}: epilogues follow out's layout (batch, heads, offset, row pitch) and apply after accumulation`, () => tidy(async () => {
+    // 2 groups x 2 heads of [M, K] x [K, N], out rows of pitch ldC starting at offsetC (the head slices of
+    // [B, M, H * ldC'] style layouts); residual and preact laid out the same
+    const [M, K, N, heads, batch, ldC, offsetC] = [9, 13, 10, 2, 4, 23, 5];
+    const headC = N, strideC = M * ldC; // heads side by side within a row, groups one after another
+    const size = offsetC + (batch / heads) * strideC;
+    const a = randn(batch * M * K, 1000), b = randn(batch * K * N, 1001, 0.5), r = randn(size, 1002), c0 = randn(size, 1003);
+    const layout = { M, N, K, batch, heads, ldC, offsetC, batchStrideC: strideC, headStrideC: headC, variant };
+    const at = (z: number, m: number, n: number) => offsetC + Math.floor(z / heads) * strideC + (z % heads) * headC + m * ldC + n;
+    const ref = matmulRef(a, b, { M, N, K, batch });
+    const expect = (f: (v: number, i: number) => number, base: Float32Array) => {
+      const want = Float64Array.from(base);
+      for (let z = 0; z < batch; z++) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+        const i = at(z, m, n);
+        want[i] = f(ref[(z * M + m) * N + n], i);
+      }
+      return want;
+    };
+    const ta = Tensor.fromArray(a, [a.length]), tb = Tensor.fromArray(b, [b.length]);
+    // residual; elements between the rows' ends and the pitch stay as they were
+    let out = Tensor.fromArray(c0, [size]);
+    matmulRaw(ta, tb, out, { ...layout, residual: Tensor.fromArray(r, [size]) });
+    assertClose(`${variant} residual, strided`, await out.toArray(), expect((v, i) => v + r[i], c0), fwdTol);
+    // GELU of (out + product), with the pre-activation kept
+    out = Tensor.fromArray(c0, [size]);
+    const pre = Tensor.fromArray(c0, [size]);
+    matmulRaw(ta, tb, out, { ...layout, accumulate: true, gelu: true, preact: pre });
+    assertClose(`${variant} accumulate + gelu, strided`, await out.toArray(), expect((v, i) => geluRef(v + c0[i]), c0), fwdTol);
+    assertClose(`${variant} accumulate + preact, strided`, await pre.toArray(), expect((v, i) => v + c0[i], c0), fwdTol);
+  }));
+}
+
 test('matmulRaw: epilogue errors', () => tidy(() => {
   const a = Tensor.zeros([4, 5]), b = Tensor.zeros([5, 3]), out = Tensor.empty([4, 3]);
   const p = { M: 4, N: 3, K: 5 };
