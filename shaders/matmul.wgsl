@@ -1,5 +1,6 @@
 // Batched matrix multiply: C = epilogue(alpha * op(A) op(B) (+ bias[n]) (+ C when accumulating)), float32
-// accumulation; the epilogue (EPILOGUE) is nothing, the exact-erf GELU, or a residual added.
+// accumulation; the epilogue (EPILOGUE) is nothing, the exact-erf GELU, a residual added, or the GELU's
+// derivative multiplied (its backward).
 // op(A) is [M, K] (a holds A, or A^T = [K, M] with TRANS_A); op(B) is [K, N] (b holds B, or B^T = [N, K]
 // with TRANS_B). workgroup_id.z is the batch item; a stride of 0 broadcasts that operand.
 //
@@ -39,7 +40,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 // the epilogue's operands, laid out like c (same offsets, strides and pitch; others stand in when unused)
 @group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> preact: array<f32>;  // the value before the GELU (for backward)
+@group(0) @binding(6) var<storage, read_write> preact: array<f32>;  // the value before the GELU (its input)
 // the register kernels only: the same buffer as b, read 4 floats at a time
 @group(0) @binding(7) var<storage, read> b4: array<vec4f>;
 
@@ -57,6 +58,7 @@ const EPILOGUE_NONE = 0u;
 const EPILOGUE_GELU = 1u;            // c = gelu(v)
 const EPILOGUE_GELU_PREACT = 2u;     // c = gelu(v), preact = v
 const EPILOGUE_RESIDUAL = 3u;        // c = v + residual
+const EPILOGUE_GELU_GRAD = 4u;       // c = v * gelu'(preact): the GELU's backward, v its output's gradient
 override EPILOGUE: u32 = EPILOGUE_NONE;
 
 #include "gelu.wgsl"
@@ -95,6 +97,7 @@ fn storeC(base: u32, m: u32, n: u32, v: f32) {
   if (EPILOGUE == EPILOGUE_GELU_PREACT) { preact[i] = r; }
   if (EPILOGUE == EPILOGUE_GELU || EPILOGUE == EPILOGUE_GELU_PREACT) { r = gelu(r); }
   if (EPILOGUE == EPILOGUE_RESIDUAL) { r = r + residual[i]; }
+  if (EPILOGUE == EPILOGUE_GELU_GRAD) { r = r * gelu_grad(preact[i]); }
   c[i] = r;
 }
 

@@ -4,7 +4,7 @@ import { Tensor, tidy } from '../src/tensor.ts';
 import { Device } from '../src/gpu/device.ts';
 import { setKernelVariants, type KernelVariant } from '../src/ops/variants.ts';
 import { linear, matmulConfig, matmulRaw } from '../src/ops/matmul.ts';
-import { linearGelu, linearResidual } from '../src/ops/fused.ts';
+import { linearGelu, linearResidual, mlpResidual } from '../src/ops/fused.ts';
 import { gelu, add } from '../src/ops/elementwise.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
@@ -95,13 +95,45 @@ for (const variant of variants) {
   }));
 }
 
-test('linearGelu and linearResidual: the same inputs twice give the same bits, forward and backward', async () => {
+for (const variant of variants) {
+  test(`mlpResidual ${variant}: forward and backward equal linear + gelu + linear + add and the reference at odd shapes`, () => withVariant(variant, async () => {
+    // [rows, in, hidden, out]
+    for (const [rows, inF, hidden, outF] of [[1, 37, 10, 24], [17, 10, 37, 10], [197, 24, 37, 24], [577, 37, 24, 37]] as const) {
+      const c = data(rows, inF, outF, 3 * rows + inF);
+      const w1 = randn(hidden * inF, rows + 7, 0.3), b1 = randn(hidden, rows + 8), w2 = randn(outF * hidden, rows + 9, 0.3);
+      const runMlp = (f: (x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, r: Tensor) => Tensor) => tidy(async () => {
+        const shapes = [[c.x, [rows, inF]], [w1, [hidden, inF]], [b1, [hidden]], [w2, [outF, hidden]], [c.b, [outF]], [c.r, [rows, outF]]] as const;
+        const leaves = shapes.map(([v, sh]) => Tensor.fromArray(v, [...sh], { requiresGrad: true }));
+        const y = f(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]);
+        y.backward(Tensor.fromArray(c.dy, y.shape));
+        const out = [await y.toArray()];
+        for (const t of leaves) out.push(await t.grad!.toArray());
+        return out;
+      });
+      const fused = await runMlp(mlpResidual);
+      const unfused = await runMlp((x, v1, u1, v2, u2, r) => add(linear(gelu(linear(x, v1, u1)), v2, u2), r));
+      const names6 = ['y', 'dx', 'dW1', 'db1', 'dW2', 'db2', 'dresidual'];
+      const at = `${variant} ${rows}x${inF}->${hidden}->${outF}`;
+      fused.forEach((v, i) => assertClose(`mlpResidual vs unfused ${names6[i]} ${at}`, v, unfused[i], sameTol));
+      const z = linearRef(c.x, w1, b1, rows, inF, hidden);
+      const a = z.map(geluRef);
+      const down = linearBackwardRef(a, w2, c.dy, rows, hidden, outF);
+      const up = linearBackwardRef(c.x, w1, down.dx.map((v, i) => v * geluGradRef(z[i])), rows, inF, hidden);
+      const want = [linearRef(a, w2, c.b, rows, hidden, outF).map((v, i) => v + c.r[i]), up.dx, up.dW, up.db, down.dW, down.db, c.dy];
+      fused.forEach((v, i) => assertClose(`mlpResidual ${names6[i]} ${at}`, v, want[i], i === 0 ? fwdTol : gradTol));
+    }
+  }));
+}
+
+test('linearGelu, linearResidual and mlpResidual: the same inputs twice give the same bits, forward and backward', async () => {
   const [rows, inF, outF] = [197, 37, 24];
   const c = data(rows, inF, outF, 900);
   const ops = [
     (x: Tensor, w: Tensor, b: Tensor) => linearGelu(x, w, b),
     (x: Tensor, w: Tensor, b: Tensor, r: Tensor) => linearResidual(x, w, b, r),
   ];
+  const w2 = Tensor.fromArray(randn(outF * outF, 901, 0.3), [outF, outF]);
+  ops.push((x: Tensor, w: Tensor, b: Tensor, r: Tensor) => mlpResidual(x, w, b, w2, b, r));
   for (const f of ops) {
     const first = await run(c, rows, inF, outF, f);
     const second = await run(c, rows, inF, outF, f);
@@ -133,11 +165,13 @@ test('linearGelu, linearResidual: residual as computed (non-leaf) input, no bias
   assertClose('inference linearGelu', await yi.toArray(), await gelu(linear(free, fw)).toArray(), sameTol);
 }));
 
-test('finite differences: linearGelu and linearResidual', async () => {
+test('finite differences: linearGelu, linearResidual and mlpResidual', async () => {
   const x = { data: randn(3 * 5, 960), shape: [3, 5] }, w = { data: randn(4 * 5, 961, 0.5), shape: [4, 5] };
   const b = { data: randn(4, 962), shape: [4] }, r = { data: randn(3 * 4, 963), shape: [3, 4] };
   await gradCheck('linearGelu', [x, w, b], ([tx, tw, tb]) => linearGelu(tx, tw, tb));
   await gradCheck('linearResidual', [x, w, b, r], ([tx, tw, tb, tr]) => linearResidual(tx, tw, tb, tr));
+  const w2 = { data: randn(4 * 4, 964, 0.5), shape: [4, 4] }, b2 = { data: randn(4, 965), shape: [4] };
+  await gradCheck('mlpResidual', [x, w, b, w2, b2, r], ([tx, tw, tb, tw2, tb2, tr]) => mlpResidual(tx, tw, tb, tw2, tb2, tr));
 });
 
 test('matmulRaw register: epilogues on products split into K slices and row blocks (the GELU of the whole sum)', () => tidy(async () => {
@@ -238,6 +272,10 @@ for (const variant of variants) {
     matmulRaw(ta, tb, out, { ...layout, accumulate: true, gelu: true, preact: pre });
     assertClose(`${variant} accumulate + gelu, strided`, await out.toArray(), expect((v, i) => geluRef(v + c0[i]), c0), fwdTol);
     assertClose(`${variant} accumulate + preact, strided`, await pre.toArray(), expect((v, i) => v + c0[i], c0), fwdTol);
+    // the GELU's backward: out = product * gelu'(z)
+    out = Tensor.fromArray(c0, [size]);
+    matmulRaw(ta, tb, out, { ...layout, geluGradAt: Tensor.fromArray(r, [size]) });
+    assertClose(`${variant} geluGradAt, strided`, await out.toArray(), expect((v, i) => v * geluGradRef(r[i]), c0), fwdTol);
   }));
 }
 
@@ -252,6 +290,8 @@ test('matmulRaw: epilogue errors', () => tidy(() => {
   assert.throws(() => matmulRaw(Tensor.zeros([5, 4]), b, out, { ...p, transA: true, sumA: Tensor.zeros([3]) }), /M=4 elements/);
   assert.throws(() => linearResidual(a, Tensor.zeros([3, 5]), null, Tensor.zeros([3, 4])), /residual \[3,4\] must have the output's shape \[4,3\]/);
   assert.throws(() => linearGelu(a, Tensor.zeros([3, 4])), /linearGelu: input \[4,5\] does not fit weight \[3,4\]/);
+  assert.throws(() => mlpResidual(a, Tensor.zeros([6, 5]), null, Tensor.zeros([3, 7]), null, out), /mlpResidual \(second layer\): input \[4,6\] does not fit weight \[3,7\]/);
+  assert.throws(() => matmulRaw(a, b, out, { ...p, gelu: true, geluGradAt: Tensor.zeros([12]) }), /one epilogue at a time/);
 }));
 
 test('device without subgroups: the plain register kernel runs the GELU and residual epilogues', async () => {

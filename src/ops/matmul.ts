@@ -50,6 +50,8 @@ export interface MatmulParams {
   preact?: Tensor | null;
   /** epilogue: out = result + residual, laid out like out (same offset, strides and pitch) */
   residual?: Tensor | null;
+  /** epilogue: out = result * gelu'(geluGradAt), the GELU's backward on a product (its input, laid out like out) */
+  geluGradAt?: Tensor | null;
   /**
    * [M]: receives the sums over k of op(A) (+= when accumulating), for a dense a = A^T [K, M] (transA,
    * one batch item): a linear layer's bias gradient beside dW = dy^T x, from the texture kernel's loads
@@ -60,7 +62,7 @@ export interface MatmulParams {
 }
 
 // matmul.wgsl's EPILOGUE values
-const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3 } as const;
+const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3, geluGrad: 4 } as const;
 
 // Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
 // matmul_texture's LANES and ROWS, and pack_operand's workgroup.
@@ -108,7 +110,7 @@ function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
 
 /**
  * out[i] = epilogue(alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating)) for each batch item i,
- * without autograd; the epilogue is nothing, the GELU (`gelu`) or `+ residual[i]`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
+ * without autograd; the epilogue is nothing, the GELU (`gelu`), `+ residual[i]` or `* gelu'(geluGradAt[i])`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
  */
 export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
   const { M, N, K } = p;
@@ -154,20 +156,24 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   fits(b, offsetB, strideB, headB, rowsB, colsB, ldB, 'b');
   fits(out, offsetC, strideC, headC, M, N, ldC, 'out');
   if (bias && bias.size !== N) throw new Error(`matmulRaw: bias [${bias.shape}] must have N=${N} elements`);
-  const residual = p.residual ?? null, preact = p.preact ?? null;
-  if (residual && p.gelu) throw new Error('matmulRaw: one epilogue at a time (gelu or residual)');
+  const residual = p.residual ?? null, geluGradAt = p.geluGradAt ?? null, preact = p.preact ?? null;
+  if (+!!residual + +!!p.gelu + +!!geluGradAt > 1) throw new Error('matmulRaw: one epilogue at a time (gelu, residual or geluGradAt)');
   if (preact && !p.gelu) throw new Error('matmulRaw: preact is the input of the GELU epilogue; it needs gelu');
-  if (residual) fits(residual, offsetC, strideC, headC, M, N, ldC, 'residual');
-  if (preact) fits(preact, offsetC, strideC, headC, M, N, ldC, 'preact');
-  for (const t of [a, b, bias, residual, preact, sumA]) {
-    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual, preact or sumA');
+  for (const [t, what] of [[residual, 'residual'], [preact, 'preact'], [geluGradAt, 'geluGradAt']] as const) {
+    if (t) fits(t, offsetC, strideC, headC, M, N, ldC, what);
   }
-  for (const [w, what] of [[preact, 'preact'], [sumA, 'sumA']] as const) {
-    for (const t of [a, b, bias, residual, w === sumA ? preact : null]) {
+  for (const t of [a, b, bias, residual, preact, geluGradAt, sumA]) {
+    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual, preact, geluGradAt or sumA');
+  }
+  // (geluGradAt is read through the writable preact binding: it may not share storage with a read-only one)
+  const writable = preact ?? geluGradAt;
+  for (const [w, what] of [[writable, preact ? 'preact' : 'geluGradAt'], [sumA, 'sumA']] as const) {
+    for (const t of [a, b, bias, residual, w === sumA ? writable : null]) {
       if (t && w && t.buffer === w.buffer) throw new Error(`matmulRaw: ${what} must not share storage with the other operands`);
     }
   }
-  const epilogue = residual ? EPILOGUE.residual : p.gelu ? (preact ? EPILOGUE.geluPreact : EPILOGUE.gelu) : EPILOGUE.none;
+  const epilogue = residual ? EPILOGUE.residual : geluGradAt ? EPILOGUE.geluGrad
+    : p.gelu ? (preact ? EPILOGUE.geluPreact : EPILOGUE.gelu) : EPILOGUE.none;
   const device = out.device;
   const variant = p.variant ?? kernelVariants(device).matmul;
   let kernel = matmulKernel(variant, device);
@@ -179,7 +185,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
       const sumInProduct = M <= maxRows ? sumA : null;
       if (!sumInProduct) sumAApart();
       textureMatmul(a, b, out, {
-        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact, sumA: sumInProduct,
+        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact: writable, sumA: sumInProduct,
         a: { offset: offsetA, stride: strideA, headStride: headA, ld: ldA },
         b: { offset: offsetB, stride: strideB, headStride: headB, ld: ldB },
         c: { offset: offsetC, stride: strideC, headStride: headC, ld: ldC },
@@ -192,7 +198,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate, EPILOGUE: epilogue };
   // bias, residual and preact are always bound (b or a spare buffer stands in for one not given): layout
   // 'auto' keeps every binding the code names
-  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, preact?.binding ?? spareOutput(device, 0)];
+  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, writable?.binding ?? spareOutput(device, 0)];
   let workgroups: [number, number, number];
   if (variant === 'register') {
     // a stride matters only when it is used
@@ -229,7 +235,7 @@ interface TextureProduct {
   M: number; N: number; K: number; items: number; heads: number; transA: boolean; transB: boolean;
   a: Stored; b: Stored; c: Stored;
   bias: Tensor | null; alpha: number; accumulate: boolean;
-  /** matmul.wgsl's EPILOGUE, with its operands */
+  /** matmul.wgsl's EPILOGUE, with its operands (preact: bound as preact, geluGradAt's too) */
   epilogue: number; residual: Tensor | null; preact: Tensor | null;
   sumA: Tensor | null;
 }
@@ -405,17 +411,17 @@ export function matmul(
   });
 }
 
-/** rows, in and out features of linear's x W^T, with the shapes checked (`op` names the caller in errors). */
-export function linearShape(op: string, x: Tensor, weight: Tensor, bias: Tensor | null): { rows: number; inF: number; outF: number } {
-  const inF = x.shape[x.shape.length - 1];
-  if (weight.shape.length !== 2 || x.shape.length < 1 || weight.shape[1] !== inF) {
-    throw new Error(`${op}: input [${x.shape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
+/** rows, in and out features of linear's x W^T for x of shape `xShape`, checked (`op` names the caller in errors). */
+export function linearShape(op: string, xShape: readonly number[], weight: Tensor, bias: Tensor | null): { rows: number; inF: number; outF: number } {
+  const inF = xShape[xShape.length - 1];
+  if (weight.shape.length !== 2 || xShape.length < 1 || weight.shape[1] !== inF) {
+    throw new Error(`${op}: input [${xShape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
   }
   const outF = weight.shape[0];
   if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
     throw new Error(`${op}: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
   }
-  return { rows: x.shape.slice(0, -1).reduce((p, d) => p * d, 1), inF, outF };
+  return { rows: xShape.slice(0, -1).reduce((p, d) => p * d, 1), inF, outF };
 }
 
 /**
@@ -445,7 +451,7 @@ export function linearBackwardRaw(
  * Recorded: dx = dy W, dW = dy^T x (over all leading dims), db = column sums of dy.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const { rows, inF, outF } = linearShape('linear', x, weight, bias);
+  const { rows, inF, outF } = linearShape('linear', x.shape, weight, bias);
   const y = Tensor.empty([...x.shape.slice(0, -1), outF], { device: x.device });
   matmulRaw(x, weight, y, { M: rows, N: outF, K: inF, transB: true, bias });
   return record(y, 'linear', [x, weight, bias], (dy) => linearBackwardRaw(x, weight, bias, dy, rows, inF, outF));

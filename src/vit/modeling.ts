@@ -4,7 +4,7 @@ import { Tensor, tidy } from '../tensor.ts';
 import { Module, Linear, LayerNorm, Dropout } from '../nn/module.ts';
 import { truncNormal, getRngState, setRngState, nextSeed } from '../nn/random.ts';
 import { linear } from '../ops/matmul.ts';
-import { linearGelu, linearResidual } from '../ops/fused.ts';
+import { linearGelu, linearResidual, mlpResidual } from '../ops/fused.ts';
 import { record, needsGrad, noGrad, withGrad } from '../autograd.ts';
 import { add, tanh, axpby, mul } from '../ops/elementwise.ts';
 import { mean } from '../ops/reduce.ts';
@@ -256,7 +256,12 @@ export class ViTLayer extends Module {
 
   forward(h: Tensor, headMask: readonly number[] | null = null, outputAttentions = false) {
     const { out: h1, probs } = this.attention.forward(this.layernorm_before.forward(h), headMask, outputAttentions, h);
-    const y = this.output.forward(this.intermediate.forward(this.layernorm_after.forward(h1)), h1);
+    const ln = this.layernorm_after.forward(h1);
+    const { intermediate: up, output: down } = this;
+    // output.forward(intermediate.forward(ln), h1) as one op, whose backward fuses the GELU's (no dropout between)
+    const y = down.dropout.training && down.dropout.p > 0
+      ? down.forward(up.forward(ln), h1)
+      : mlpResidual(ln, up.dense.weight, up.dense.bias, down.dense.weight, down.dense.bias, h1);
     return { hidden: y, probs };
   }
 }
