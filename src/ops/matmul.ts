@@ -1,5 +1,6 @@
-// Matrix multiplies (shaders/matmul.wgsl, matmul_texture.wgsl): matmulRaw (unrecorded, for other ops),
-// matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
+// Matrix multiplies (shaders/matmul.wgsl, matmul_texture.wgsl): matmulRaw (unrecorded, for other ops; its
+// epilogues serve the fused ops of fused.ts), matmul (batched, with transposes and bias) and linear (torch
+// nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
 import type { Device, Shader } from '../gpu/device.ts';
@@ -109,8 +110,9 @@ function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
 }
 
 /**
- * out[i] = epilogue(alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating)) for each batch item i,
- * without autograd; the epilogue is nothing, the GELU (`gelu`), `+ residual[i]` or `* gelu'(geluGradAt[i])`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
+ * out[i] = epilogue(alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating)) for each batch item
+ * i, without autograd; the epilogue is nothing, the GELU (`gelu`), `+ residual[i]` or
+ * `* gelu'(geluGradAt[i])`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
  */
 export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
   const { M, N, K } = p;
