@@ -14,6 +14,7 @@ import { kernelVariants, setKernelVariants, type AttentionVariant, type KernelVa
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
+import { linearGelu, linearResidual, mlpResidual } from '../src/ops/fused.ts';
 import { attention } from '../src/ops/attention.ts';
 import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
 import { gelu, add } from '../src/ops/elementwise.ts';
@@ -491,6 +492,129 @@ function adamwCase(n: number, what: string): Case {
   };
 }
 
+type Block = 'linear+gelu' | 'linear+residual' | 'linear+residual+layernorm';
+
+/**
+ * A transformer block's fused ops against the unfused sequence they replace: linearGelu vs
+ * gelu(linear), linearResidual vs add(linear, r), and that followed by layerNorm (ViT's attention output
+ * and layernorm_after). 'fwd' without autograd; 'fwd+bwd' records and backpropagates the whole block
+ * each run (an unfused block's backward spans several ops). Checked on sampled rows: the output, and dx
+ * (with the residual's gradient) of the backward.
+ */
+function blockCase(block: Block, rows: number, out: number, inF: number, fused: boolean, dir: 'fwd' | 'fwd+bwd', what: string): Case {
+  const eps = 1e-12;
+  return {
+    name: `${block}.${dir}`, variant: fused ? 'fused' : 'unfused', shape: `${rows}x${out}x${inF} ${what}`,
+    flops: (dir === 'fwd' ? 2 : 6) * rows * out * inF,
+    prepare() {
+      const grad = dir === 'fwd+bwd';
+      const x = rand([rows, inF], 1, grad), w = rand([out, inF], 0.05, grad), b = rand([out], 0.1, grad);
+      const r = rand([rows, out], 1, grad), lnW = rand([out], 0.5, grad), lnB = rand([out], 0.5, grad);
+      const leaves = [x, w, b, r, lnW, lnB];
+      const forward = () => {
+        let y = block === 'linear+gelu'
+          ? (fused ? linearGelu(x, w, b) : gelu(linear(x, w, b)))
+          : (fused ? linearResidual(x, w, b, r) : add(linear(x, w, b), r));
+        if (block === 'linear+residual+layernorm') y = layerNorm(y, lnW, lnB, eps);
+        return y;
+      };
+      const dy = rand([rows, out]);
+      const step = () => {
+        const y = forward();
+        if (grad) y.backward(dy);
+        return y;
+      };
+      const clearGrads = () => leaves.forEach((t) => { t.grad?.dispose(); t.grad = null; });
+      const sample = sampleRows(rows);
+      return {
+        run: () => tidy(() => { step(); clearGrads(); }),
+        tol: { y: TOL_FWD, dx: TOL_BWD, dresidual: TOL_BWD },
+        async op() {
+          const outputs: Record<string, Float32Array> = { y: pickRows(await step().toArray(), sample, out) };
+          if (grad) {
+            outputs.dx = pickRows(await x.grad!.toArray(), sample, inF);
+            if (block !== 'linear+gelu') outputs.dresidual = pickRows(await r.grad!.toArray(), sample, out);
+          }
+          clearGrads();
+          return outputs;
+        },
+        async reference() {
+          const [X, W, B, R, LW, LB, DY] = await Promise.all([x, w, b, r, lnW, lnB, dy].map((t) => t.toArray()));
+          const z = matmulRef(X, W, { M: rows, N: out, K: inF, transB: true, rows: sample });
+          sample.forEach((m, i) => { for (let n = 0; n < out; n++) z[i * out + n] += B[n] + (block === 'linear+gelu' ? 0 : R[m * out + n]); });
+          const dyRows = pickRows(DY, sample, out);
+          let want: Float64Array = z, dz: Float64Array;
+          if (block === 'linear+gelu') {
+            want = z.map(geluRef);
+            dz = z.map((v, i) => geluGradRef(v) * dyRows[i]);
+          } else if (block === 'linear+residual+layernorm') {
+            want = layerNormRef(z, LW, LB, sample.length, out, eps).y;
+            dz = layerNormBackwardRef(z, LW, dyRows, sample.length, out, eps).dx;
+          } else {
+            dz = Float64Array.from(dyRows);
+          }
+          const wanted: Record<string, Float64Array> = { y: want };
+          if (grad) {
+            wanted.dx = matmulRef(dz, W, { M: sample.length, N: inF, K: out });
+            if (block !== 'linear+gelu') wanted.dresidual = dz;
+          }
+          return wanted;
+        },
+      };
+    },
+  };
+}
+
+/**
+ * A transformer MLP with its residual: mlpResidual against linearGelu + linearResidual (the same
+ * forward; its backward applies the GELU's derivative in a product's epilogue, not in a pass of its own)
+ * and against the four unfused ops. Checked on sampled rows: y, and dx of the backward.
+ */
+function mlpCase(rows: number, hidden: number, mid: number, how: 'mlpResidual' | 'two fused' | 'unfused', dir: 'fwd' | 'fwd+bwd', what: string): Case {
+  return {
+    name: `mlp+residual.${dir}`, variant: how, shape: `${rows}x${hidden}x${mid} ${what}`,
+    flops: (dir === 'fwd' ? 4 : 12) * rows * hidden * mid,
+    prepare() {
+      const grad = dir === 'fwd+bwd';
+      const x = rand([rows, hidden], 1, grad), w1 = rand([mid, hidden], 0.05, grad), b1 = rand([mid], 0.1, grad);
+      const w2 = rand([hidden, mid], 0.05, grad), b2 = rand([hidden], 0.1, grad), r = rand([rows, hidden], 1, grad);
+      const leaves = [x, w1, b1, w2, b2, r];
+      const dy = rand([rows, hidden]);
+      const step = () => {
+        const y = how === 'mlpResidual' ? mlpResidual(x, w1, b1, w2, b2, r)
+          : how === 'two fused' ? linearResidual(linearGelu(x, w1, b1), w2, b2, r)
+            : add(linear(gelu(linear(x, w1, b1)), w2, b2), r);
+        if (grad) y.backward(dy);
+        return y;
+      };
+      const clearGrads = () => leaves.forEach((t) => { t.grad?.dispose(); t.grad = null; });
+      const sample = sampleRows(rows), n = sample.length;
+      return {
+        run: () => tidy(() => { step(); clearGrads(); }),
+        tol: { y: TOL_FWD, dx: TOL_BWD },
+        async op() {
+          const outputs: Record<string, Float32Array> = { y: pickRows(await step().toArray(), sample, hidden) };
+          if (grad) outputs.dx = pickRows(await x.grad!.toArray(), sample, hidden);
+          clearGrads();
+          return outputs;
+        },
+        async reference() {
+          const [X, W1, B1, W2, B2, R, DY] = await Promise.all([x, w1, b1, w2, b2, r, dy].map((t) => t.toArray()));
+          const z = matmulRef(X, W1, { M: rows, N: mid, K: hidden, transB: true, rows: sample }).map((v, i) => v + B1[i % mid]);
+          const want = matmulRef(z.map(geluRef), W2, { M: n, N: hidden, K: mid, transB: true });
+          sample.forEach((m, i) => { for (let c = 0; c < hidden; c++) want[i * hidden + c] += B2[c] + R[m * hidden + c]; });
+          const wanted: Record<string, Float64Array> = { y: want };
+          if (grad) {
+            const dz = matmulRef(pickRows(DY, sample, hidden), W2, { M: n, N: mid, K: hidden }).map((v, i) => v * geluGradRef(z[i]));
+            wanted.dx = matmulRef(dz, W1, { M: n, N: hidden, K: mid });
+          }
+          return wanted;
+        },
+      };
+    },
+  };
+}
+
 // ---- the case list ---------------------------------------------------------------------------
 
 const ROWS = 197 * 8; // ViT at 224 / patch 16, batch 8: 196 patches + [CLS]
@@ -520,6 +644,14 @@ function cases(): Case[] {
       out.push(geluCase(ROWS, m.mlp, dir));
     }
     out.push(addCase(ROWS, m.hidden));
+    for (const dir of ['fwd', 'fwd+bwd'] as const) {
+      for (const fused of [true, false]) {
+        out.push(blockCase('linear+gelu', ROWS, m.mlp, m.hidden, fused, dir, `ViT-${m.tag} MLP up`));
+        out.push(blockCase('linear+residual', ROWS, m.hidden, m.mlp, fused, dir, `ViT-${m.tag} MLP down`));
+        out.push(blockCase('linear+residual+layernorm', ROWS, m.hidden, m.hidden, fused, dir, `ViT-${m.tag} attn out + LN`));
+      }
+      for (const how of ['mlpResidual', 'two fused', 'unfused'] as const) out.push(mlpCase(ROWS, m.hidden, m.mlp, how, dir, `ViT-${m.tag} MLP`));
+    }
     if (!quick) out.push(embeddingsCase(8, 196, m.hidden));
   }
   // a training step's attention, fused against unfused, at ViT-B/16's 197 tokens (224 px) and 577 (384 px)

@@ -61,37 +61,18 @@ fn fill(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-// erf by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): WGSL has no erf, and the golden tolerances
-// need the exact-erf GELU of torch's nn.functional.gelu, not the tanh approximation.
-fn erf_approx(v: f32) -> f32 {
-  let s = sign(v);
-  let z = abs(v);
-  let t = 1.0 / (1.0 + 0.3275911 * z);
-  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return s * (1.0 - poly * exp(-z * z));
-}
-
-const INV_SQRT2: f32 = 0.7071067811865476;
-const INV_SQRT_2PI: f32 = 0.3989422804014327;
+#include "gelu.wgsl"
 
 @compute @workgroup_size(WG)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(gid, nwg);
-  if (i < params.n) {
-    let v = x[i];
-    y[i] = 0.5 * v * (1.0 + erf_approx(v * INV_SQRT2));
-  }
+  if (i < params.n) { y[i] = gelu(x[i]); }
 }
 
 @compute @workgroup_size(WG)
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(gid, nwg);
-  if (i < params.n) {
-    let v = x[i];
-    let cdf = 0.5 * (1.0 + erf_approx(v * INV_SQRT2));
-    let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
-    dx[i] = dy[i] * (cdf + v * pdf);
-  }
+  if (i < params.n) { dx[i] = dy[i] * gelu_grad(x[i]); }
 }
 
 @compute @workgroup_size(WG)

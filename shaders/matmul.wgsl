@@ -1,4 +1,6 @@
-// Batched matrix multiply: C = alpha * op(A) op(B) (+ bias[n]) (+ C when accumulating), float32 accumulation.
+// Batched matrix multiply: C = epilogue(alpha * op(A) op(B) (+ bias[n]) (+ C when accumulating)), float32
+// accumulation; the epilogue (EPILOGUE) is nothing, the exact-erf GELU, a residual added, or the GELU's
+// derivative multiplied (its backward).
 // op(A) is [M, K] (a holds A, or A^T = [K, M] with TRANS_A); op(B) is [K, N] (b holds B, or B^T = [N, K]
 // with TRANS_B). workgroup_id.z is the batch item; a stride of 0 broadcasts that operand.
 //
@@ -36,8 +38,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+// the epilogue's operands, laid out like c (same offsets, strides and pitch; others stand in when unused)
+@group(0) @binding(5) var<storage, read> residual: array<f32>;
+@group(0) @binding(6) var<storage, read_write> preact: array<f32>;  // the value before the GELU (its input)
 // the register kernels only: the same buffer as b, read 4 floats at a time
-@group(0) @binding(5) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4f>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -47,6 +52,16 @@ override ACCUMULATE: bool = false;
 override VEC_B: bool = false;
 // register kernels: invocations per workgroup, side by side along N
 override WG_N: u32 = 8;
+// what the store does to each result v (after alpha, bias and accumulation); an override, so that the
+// paths not taken cost nothing
+const EPILOGUE_NONE = 0u;
+const EPILOGUE_GELU = 1u;            // c = gelu(v)
+const EPILOGUE_GELU_PREACT = 2u;     // c = gelu(v), preact = v
+const EPILOGUE_RESIDUAL = 3u;        // c = v + residual
+const EPILOGUE_GELU_GRAD = 4u;       // c = v * gelu'(preact): the GELU's backward, v its output's gradient
+override EPILOGUE: u32 = EPILOGUE_NONE;
+
+#include "gelu.wgsl"
 
 fn aIndex(base: u32, m: u32, k: u32) -> u32 {
   if (TRANS_A) { return base + k * params.ldA + m; }
@@ -73,14 +88,17 @@ fn biasAt(n: vec4u) -> vec4f {
   return vec4f(bias[min(n.x, last)], bias[min(n.y, last)], bias[min(n.z, last)], bias[min(n.w, last)]);
 }
 
-// c[m, n] = v, or += v when accumulating
+// c[m, n] = epilogue(v), or epilogue(c[m, n] + v) when accumulating (matmul.ts applies the epilogue
+// to the last of the accumulated slices only)
 fn storeC(base: u32, m: u32, n: u32, v: f32) {
   let i = base + m * params.ldC + n;
-  if (ACCUMULATE) {
-    c[i] += v;
-  } else {
-    c[i] = v;
-  }
+  var r = v;
+  if (ACCUMULATE) { r = c[i] + v; }
+  if (EPILOGUE == EPILOGUE_GELU_PREACT) { preact[i] = r; }
+  if (EPILOGUE == EPILOGUE_GELU || EPILOGUE == EPILOGUE_GELU_PREACT) { r = gelu(r); }
+  if (EPILOGUE == EPILOGUE_RESIDUAL) { r = r + residual[i]; }
+  if (EPILOGUE == EPILOGUE_GELU_GRAD) { r = r * gelu_grad(preact[i]); }
+  c[i] = r;
 }
 
 // ---- register kernel ------------------------------------------------------------------------------

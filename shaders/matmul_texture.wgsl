@@ -22,6 +22,10 @@ const_assert RT_M == LANES;  // the accumulators are matmul.wgsl's register tile
 
 @group(0) @binding(1) var texA: texture_2d<f32>;
 @group(0) @binding(2) var texB: texture_2d<f32>;
+// with SUM_A (TRANS_A, one batch item): sumA[m] = sum over k of op(A)[m, k] (+= when accumulating), from
+// the texels of A the product loads anyway: a linear layer's bias gradient beside dW = dy^T x
+@group(0) @binding(7) var<storage, read_write> sumA: array<f32>;
+override SUM_A: bool = false;
 
 // acc += a.x * B[k] + a.y * B[k+1] + a.z * B[k+2] + a.w * B[k+3] for one row's 4 values of A
 fn fma4(acc: vec4f, a: vec4f, b: mat4x4f) -> vec4f {
@@ -67,6 +71,7 @@ fn matmul_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation
   let firstB = wg.z * select(K, params.N, TRANS_B);
   var top: array<vec4f, RT_M>;     // rows row0 .. row0 + 7, columns col0 .. col0 + 3
   var bottom: array<vec4f, RT_M>;  // rows row0 + 8 .. row0 + 15
+  var sums = vec4f(0.0);           // SUM_A: rows row0 + 4 (lane % 4) .., over k = lane / 4 (mod 2)
   for (var k = 0u; k < K; k += 4u) {
     let b = loadB(firstB, k, col0);
     var near: vec4f;
@@ -76,6 +81,7 @@ fn matmul_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation
       let r = k + lane / 4u;
       near = select(vec4f(0.0), textureLoad(texA, vec2u(x, firstA + r), 0), r < K);
       far = select(vec4f(0.0), textureLoad(texA, vec2u(x, firstA + r + 2u), 0), r + 2u < K);
+      if (SUM_A) { sums += near + far; }
     } else {
       let inK = k + vec4u(0u, 1u, 2u, 3u) < vec4u(K);
       near = select(vec4f(0.0), textureLoad(texA, vec2u(k / 4u, firstA + row0 + lane), 0), inK);
@@ -88,6 +94,16 @@ fn matmul_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation
   }
   storeRegisterTile(wg.z, row0, col0, top);
   if (row0 + LANES < params.M) { storeRegisterTile(wg.z, row0 + LANES, col0, bottom); }
+  if (SUM_A && TRANS_A && wg.x == 0u) {
+    // lanes q and q + 4 hold the same 4 rows, the other half of the k values
+    let total = sums + subgroupShuffle(sums, lane ^ 4u);
+    for (var j = 0u; j < 4u; j++) {
+      let m = row0 + 4u * lane + j;
+      if (lane < 4u && m < params.M) {
+        if (ACCUMULATE) { sumA[m] += total[j]; } else { sumA[m] = total[j]; }
+      }
+    }
+  }
 }
 
 // ---- packing (operands whose rows copyBufferToTexture cannot take) ----------------------------------

@@ -3,7 +3,7 @@ import { Tensor, tidy } from '../src/tensor.ts';
 import * as assert from 'uvu/assert';
 import { Device } from '../src/gpu/device.ts';
 import type { KernelVariant } from '../src/ops/variants.ts';
-import { scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
+import { releaseScratchTextures, scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
 import { wgsl } from '../src/gpu/wgsl.generated.ts';
 import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
@@ -298,6 +298,7 @@ test('matmulRaw register: a full scratch-texture cache is emptied before a produ
     // a limit below one product's textures: each new shape empties the cache (after submitting the work
     // that used it) and then holds just its own two textures
     scratchTextureConfig.limitBytes = 1;
+    releaseScratchTextures(device); // (earlier tests may have left textures of these very shapes)
     let seed = 700;
     for (const [M, K, N] of [[20, 12, 8], [33, 40, 24], [20, 12, 8], [7, 5, 3]] as const) {
       const a = randn(M * K, seed++), b = randn(K * N, seed++);

@@ -90,11 +90,14 @@ export function full(shape: readonly number[], value: number): Tensor {
 export function gelu(x: Tensor): Tensor {
   const y = Tensor.empty(x.shape, { device: x.device });
   run('gelu_forward', x.size, [x, y]);
-  return record(y, 'gelu', [x], (dy) => {
-    const dx = Tensor.empty(x.shape, { device: x.device });
-    run('gelu_backward', x.size, [x, dy, dx]);
-    return [dx];
-  });
+  return record(y, 'gelu', [x], (dy) => [geluBackwardRaw(x, dy)]);
+}
+
+/** dy * gelu'(x), the GELU's backward (not recorded; also linearGelu's). */
+export function geluBackwardRaw(x: Tensor, dy: Tensor): Tensor {
+  const dx = Tensor.empty(x.shape, { device: x.device });
+  run('gelu_backward', x.size, [x, dy, dx]);
+  return dx;
 }
 
 export function tanh(x: Tensor): Tensor {

@@ -3,6 +3,7 @@ export { add, mul, axpby, scale, gelu, tanh, dropout, fill, full, accumulate, co
 export { sum, mean, sumRows } from './reduce.ts';
 export { reshape } from './shape.ts';
 export { matmul, linear } from './matmul.ts';
+export { linearGelu, linearResidual, mlpResidual } from './fused.ts';
 export { attention } from './attention.ts';
 export { layerNorm } from './layernorm.ts';
 export { patchify, embeddings, selectToken } from './patchify.ts';

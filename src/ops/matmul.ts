@@ -1,8 +1,9 @@
-// Matrix multiplies (shaders/matmul.wgsl, matmul_texture.wgsl): matmulRaw (unrecorded, for other ops),
-// matmul (batched, with transposes and bias) and linear (torch nn.Linear), both recorded for autograd.
+// Matrix multiplies (shaders/matmul.wgsl, matmul_texture.wgsl): matmulRaw (unrecorded, for other ops; its
+// epilogues serve the fused ops of fused.ts), matmul (batched, with transposes and bias) and linear (torch
+// nn.Linear), both recorded for autograd.
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import type { Shader } from '../gpu/device.ts';
+import type { Device, Shader } from '../gpu/device.ts';
 import { sumRowsRaw } from './reduce.ts';
 import { kernelVariants, type KernelVariant } from './variants.ts';
 import { scratchTextures } from './scratch-textures.ts';
@@ -44,8 +45,25 @@ export interface MatmulParams {
   accumulate?: boolean;
   /** multiplies A·B (not the bias or the accumulated value) */
   alpha?: number;
+  /** epilogue: out = gelu(result), torch's exact-erf GELU (result: after bias and accumulation) */
+  gelu?: boolean;
+  /** with gelu: receives the result before the GELU (for backward), laid out like out */
+  preact?: Tensor | null;
+  /** epilogue: out = result + residual, laid out like out (same offset, strides and pitch) */
+  residual?: Tensor | null;
+  /** epilogue: out = result * gelu'(geluGradAt), the GELU's backward on a product (its input, laid out like out) */
+  geluGradAt?: Tensor | null;
+  /**
+   * [M]: receives the sums over k of op(A) (+= when accumulating), for a dense a = A^T [K, M] (transA,
+   * one batch item): a linear layer's bias gradient beside dW = dy^T x, from the texture kernel's loads
+   * (other kernels sum in a pass of their own)
+   */
+  sumA?: Tensor | null;
   variant?: KernelVariant;
 }
+
+// matmul.wgsl's EPILOGUE values
+const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3, geluGrad: 4 } as const;
 
 // Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
 // matmul_texture's LANES and ROWS, and pack_operand's workgroup.
@@ -74,14 +92,27 @@ export function matmulKernel(
     : { shader: wgsl.matmul, entry: 'matmul_register' };
 }
 
+const spares = new WeakMap<Device, GPUBuffer[]>();
+
+/**
+ * Writable buffers bound for outputs not asked for (preact, sumA): writable bindings may not alias
+ * out or each other.
+ */
+function spareOutput(device: Device, i: number): GPUBuffer {
+  let list = spares.get(device);
+  if (!list) spares.set(device, (list = []));
+  return (list[i] ??= device.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `matmul spare output ${i}` }));
+}
+
 /** Binding of a whole tensor rounded up to 16 bytes (pool buffers are multiples of 256 bytes). */
 function binding16(t: Tensor): { buffer: GPUBuffer; size: number } {
   return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.byteLength / 16) * 16) };
 }
 
 /**
- * out[i] = alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating) for each batch item i,
- * without autograd. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
+ * out[i] = epilogue(alpha * op(A[i]) op(B[i]) (+ bias) (+ out[i] when accumulating)) for each batch item
+ * i, without autograd; the epilogue is nothing, the GELU (`gelu`), `+ residual[i]` or
+ * `* gelu'(geluGradAt[i])`. a, b and out are float32 tensors read as flat arrays; `p` gives the layout.
  */
 export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): void {
   const { M, N, K } = p;
@@ -108,7 +139,16 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   for (const [ld, cols, name] of [[ldA, colsA, 'ldA'], [ldB, colsB, 'ldB'], [ldC, N, 'ldC']] as const) {
     if (!Number.isInteger(ld) || ld < cols) throw new Error(`matmulRaw: ${name} ${ld} is under the row length ${cols}`);
   }
-  if (M === 0 || N === 0 || batch === 0) return; // (K = 0 runs: an empty sum, then the epilogue)
+  const sumA = p.sumA ?? null;
+  if (sumA && !(transA && batch === 1 && offsetA === 0 && ldA === M && a.size === K * M && sumA.size === M)) {
+    throw new Error(`matmulRaw: sumA [${sumA.shape}] needs transA, one batch item, a = A^T exactly [K, M] and M=${M} elements (${desc}, a [${a.shape}])`);
+  }
+  // the sums of A in a pass of their own: without a product, or where its kernel does not form them
+  const sumAApart = () => { if (sumA && M > 0) sumRowsRaw(a, M, 1, sumA, p.accumulate ? 1 : 0); };
+  if (M === 0 || N === 0 || batch === 0) { // (K = 0 runs: an empty sum, then the epilogue)
+    sumAApart();
+    return;
+  }
   const fits = (t: Tensor, offset: number, stride: number, head: number, rows: number, cols: number, ld: number, what: string) => {
     if (rows === 0 || cols === 0) return;
     const want = offset + stride * (batch / heads - 1) + head * (heads - 1) + (rows - 1) * ld + cols;
@@ -118,9 +158,24 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   fits(b, offsetB, strideB, headB, rowsB, colsB, ldB, 'b');
   fits(out, offsetC, strideC, headC, M, N, ldC, 'out');
   if (bias && bias.size !== N) throw new Error(`matmulRaw: bias [${bias.shape}] must have N=${N} elements`);
-  for (const t of [a, b, bias]) {
-    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b or bias');
+  const residual = p.residual ?? null, geluGradAt = p.geluGradAt ?? null, preact = p.preact ?? null;
+  if (+!!residual + +!!p.gelu + +!!geluGradAt > 1) throw new Error('matmulRaw: one epilogue at a time (gelu, residual or geluGradAt)');
+  if (preact && !p.gelu) throw new Error('matmulRaw: preact is the input of the GELU epilogue; it needs gelu');
+  for (const [t, what] of [[residual, 'residual'], [preact, 'preact'], [geluGradAt, 'geluGradAt']] as const) {
+    if (t) fits(t, offsetC, strideC, headC, M, N, ldC, what);
   }
+  for (const t of [a, b, bias, residual, preact, geluGradAt, sumA]) {
+    if (t && t.buffer === out.buffer) throw new Error('matmulRaw: out must not share storage with a, b, bias, residual, preact, geluGradAt or sumA');
+  }
+  // (geluGradAt is read through the writable preact binding: it may not share storage with a read-only one)
+  const writable = preact ?? geluGradAt;
+  for (const [w, what] of [[writable, preact ? 'preact' : 'geluGradAt'], [sumA, 'sumA']] as const) {
+    for (const t of [a, b, bias, residual, w === sumA ? writable : null]) {
+      if (t && w && t.buffer === w.buffer) throw new Error(`matmulRaw: ${what} must not share storage with the other operands`);
+    }
+  }
+  const epilogue = residual ? EPILOGUE.residual : geluGradAt ? EPILOGUE.geluGrad
+    : p.gelu ? (preact ? EPILOGUE.geluPreact : EPILOGUE.gelu) : EPILOGUE.none;
   const device = out.device;
   const variant = p.variant ?? kernelVariants(device).matmul;
   let kernel = matmulKernel(variant, device);
@@ -128,8 +183,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     // (K = 0 needs no textures; an N past the texture height would need the bias split too: rare enough)
     const maxRows = matmulConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
     if (K > 0 && N <= (transB ? maxRows : 4 * maxRows)) {
+      // (row blocks would need sumA in blocks: summed apart instead)
+      const sumInProduct = M <= maxRows ? sumA : null;
+      if (!sumInProduct) sumAApart();
       textureMatmul(a, b, out, {
-        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate,
+        M, N, K, items: batch, heads, transA, transB, bias, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, epilogue, residual, preact: writable, sumA: sumInProduct,
         a: { offset: offsetA, stride: strideA, headStride: headA, ld: ldA },
         b: { offset: offsetB, stride: strideB, headStride: headB, ld: ldB },
         c: { offset: offsetC, stride: strideC, headStride: headC, ld: ldC },
@@ -138,9 +196,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     }
     kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
-  const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate };
-  // bias is always bound (b stands in when there is none): layout 'auto' keeps every binding the code names
-  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding];
+  sumAApart();
+  const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate, EPILOGUE: epilogue };
+  // bias, residual and preact are always bound (b or a spare buffer stands in for one not given): layout
+  // 'auto' keeps every binding the code names
+  const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, writable?.binding ?? spareOutput(device, 0)];
   let workgroups: [number, number, number];
   if (variant === 'register') {
     // a stride matters only when it is used
@@ -177,6 +237,9 @@ interface TextureProduct {
   M: number; N: number; K: number; items: number; heads: number; transA: boolean; transB: boolean;
   a: Stored; b: Stored; c: Stored;
   bias: Tensor | null; alpha: number; accumulate: boolean;
+  /** matmul.wgsl's EPILOGUE, with its operands (preact: bound as preact, geluGradAt's too) */
+  epilogue: number; residual: Tensor | null; preact: Tensor | null;
+  sumA: Tensor | null;
 }
 
 const shift = (s: Stored, elements: number): Stored => ({ ...s, offset: s.offset + elements });
@@ -195,6 +258,7 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
       textureMatmul(a, b, out, {
         ...q, K: Math.min(maxRows, K - k0), a: shift(q.a, transA ? k0 * q.a.ld : k0), b: shift(q.b, transB ? k0 : k0 * q.b.ld),
         accumulate: q.accumulate || k0 > 0, bias: k0 === 0 ? q.bias : null,
+        epilogue: k0 + maxRows >= K ? q.epilogue : EPILOGUE.none, // (of the whole sum)
       });
     }
     return;
@@ -241,9 +305,10 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   const c = q.c;
   device.dispatch({
     shader: wgsl.matmul_texture, entry: 'matmul_texture',
-    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate },
+    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue, SUM_A: +!!q.sumA },
     uniforms: { M, N, K, strideC: c.stride, offsetC: c.offset, hasBias: !!q.bias, ldC: c.ld, heads, headStrideC: c.headStride, alpha: q.alpha },
-    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding],
+    bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding, (q.residual ?? b).binding,
+      q.preact?.binding ?? spareOutput(device, 0), q.sumA?.binding ?? spareOutput(device, 1)],
     workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
   });
 }
@@ -348,33 +413,48 @@ export function matmul(
   });
 }
 
+/** rows, in and out features of linear's x W^T for x of shape `xShape`, checked (`op` names the caller in errors). */
+export function linearShape(op: string, xShape: readonly number[], weight: Tensor, bias: Tensor | null): { rows: number; inF: number; outF: number } {
+  const inF = xShape[xShape.length - 1];
+  if (weight.shape.length !== 2 || xShape.length < 1 || weight.shape[1] !== inF) {
+    throw new Error(`${op}: input [${xShape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
+  }
+  const outF = weight.shape[0];
+  if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
+    throw new Error(`${op}: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
+  }
+  return { rows: xShape.slice(0, -1).reduce((p, d) => p * d, 1), inF, outF };
+}
+
+/**
+ * The backward of y = x W^T (+ b) for the inputs that need a gradient: dx = dz W, dW = dz^T x (over all
+ * leading dims) and db = column sums of dz, formed beside dW (matmulRaw's sumA) where both are needed.
+ */
+export function linearBackwardRaw(
+  x: Tensor, weight: Tensor, bias: Tensor | null, dz: Tensor, rows: number, inF: number, outF: number,
+): [Tensor | null, Tensor | null, Tensor | null] {
+  let dx: Tensor | null = null, dW: Tensor | null = null;
+  if (x.requiresGrad) {
+    dx = Tensor.empty(x.shape, { device: x.device });
+    matmulRaw(dz, weight, dx, { M: rows, N: inF, K: outF });
+  }
+  const db = bias?.requiresGrad ? Tensor.empty([outF], { device: bias.device }) : null;
+  if (weight.requiresGrad) {
+    dW = Tensor.empty(weight.shape, { device: weight.device });
+    matmulRaw(dz, x, dW, { M: outF, N: inF, K: rows, transA: true, sumA: db });
+  } else if (db) {
+    sumRowsRaw(dz, outF, 1, db);
+  }
+  return [dx, dW, db];
+}
+
 /**
  * torch nn.Linear: x [..., in], weight [out, in], bias [out] -> x W^T + b with shape [..., out].
  * Recorded: dx = dy W, dW = dy^T x (over all leading dims), db = column sums of dy.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const inF = x.shape[x.shape.length - 1];
-  if (weight.shape.length !== 2 || x.shape.length < 1 || weight.shape[1] !== inF) {
-    throw new Error(`linear: input [${x.shape}] does not fit weight [${weight.shape}] (weight must be [out, ${inF}])`);
-  }
-  const outF = weight.shape[0];
-  if (bias && (bias.shape.length !== 1 || bias.size !== outF)) {
-    throw new Error(`linear: bias [${bias.shape}] does not fit weight [${weight.shape}] (bias must be [${outF}])`);
-  }
-  const rows = x.size / inF;
+  const { rows, inF, outF } = linearShape('linear', x.shape, weight, bias);
   const y = Tensor.empty([...x.shape.slice(0, -1), outF], { device: x.device });
   matmulRaw(x, weight, y, { M: rows, N: outF, K: inF, transB: true, bias });
-  return record(y, 'linear', [x, weight, bias], (dy) => {
-    let dx: Tensor | null = null, dW: Tensor | null = null;
-    if (x.requiresGrad) {
-      dx = Tensor.empty(x.shape, { device: x.device });
-      matmulRaw(dy, weight, dx, { M: rows, N: inF, K: outF });
-    }
-    if (weight.requiresGrad) {
-      dW = Tensor.empty(weight.shape, { device: weight.device });
-      matmulRaw(dy, x, dW, { M: outF, N: inF, K: rows, transA: true });
-    }
-    const db = bias?.requiresGrad ? sumRowsRaw(dy, outF) : null;
-    return [dx, dW, db];
-  });
+  return record(y, 'linear', [x, weight, bias], (dy) => linearBackwardRaw(x, weight, bias, dy, rows, inF, outF));
 }

@@ -4,8 +4,9 @@ import { Tensor, tidy, disposeOnThrow } from '../tensor.ts';
 import { Module, Linear, LayerNorm, Dropout } from '../nn/module.ts';
 import { truncNormal, getRngState, setRngState, nextSeed } from '../nn/random.ts';
 import { linear } from '../ops/matmul.ts';
+import { linearGelu, linearResidual, mlpResidual } from '../ops/fused.ts';
 import { record, needsGrad, noGrad, withGrad } from '../autograd.ts';
-import { add, tanh, gelu, axpby, mul } from '../ops/elementwise.ts';
+import { add, tanh, axpby, mul } from '../ops/elementwise.ts';
 import { mean } from '../ops/reduce.ts';
 import { reshape } from '../ops/shape.ts';
 import { attention } from '../ops/attention.ts';
@@ -139,9 +140,12 @@ export class ViTSelfOutput extends Module {
     this.dropout = this.child('dropout', new Dropout(config.hidden_dropout_prob));
   }
 
-  /** The residual is added in ViTLayer (HF), not here. */
-  forward(h: Tensor): Tensor {
-    return this.dropout.forward(this.dense.forward(h));
+  /**
+   * HF adds the residual in ViTLayer; given here, it is added in the matmul's epilogue (or after the
+   * dropout, while that is active).
+   */
+  forward(h: Tensor, residual: Tensor | null = null): Tensor {
+    return denseDropoutResidual(this.dense, this.dropout, h, residual);
   }
 }
 
@@ -156,9 +160,10 @@ export class ViTAttention extends Module {
     this.output = this.child('output', new ViTSelfOutput(config));
   }
 
-  forward(h: Tensor, headMask: readonly number[] | null, outputAttentions: boolean) {
+  /** `residual`: added to the output (see ViTSelfOutput) */
+  forward(h: Tensor, headMask: readonly number[] | null, outputAttentions: boolean, residual: Tensor | null = null) {
     const { context, probs } = this.attention.forward(h, headMask, outputAttentions);
-    return { out: this.output.forward(context), probs };
+    return { out: this.output.forward(context, residual), probs };
   }
 
   /**
@@ -208,7 +213,7 @@ export class ViTIntermediate extends Module {
   }
 
   forward(h: Tensor): Tensor {
-    return gelu(this.dense.forward(h));
+    return linearGelu(h, this.dense.weight, this.dense.bias); // = gelu(dense(h)), the GELU in the matmul's epilogue
   }
 }
 
@@ -222,8 +227,15 @@ export class ViTOutput extends Module {
   }
 
   forward(h: Tensor, residual: Tensor): Tensor {
-    return add(this.dropout.forward(this.dense.forward(h)), residual);
+    return denseDropoutResidual(this.dense, this.dropout, h, residual);
   }
+}
+
+/** dropout(dense(h)) + residual (without one if null), the add in the matmul's epilogue unless dropout is active. */
+function denseDropoutResidual(dense: Linear, dropout: Dropout, h: Tensor, residual: Tensor | null): Tensor {
+  if (residual && (!dropout.training || dropout.p === 0)) return linearResidual(h, dense.weight, dense.bias, residual);
+  const out = dropout.forward(dense.forward(h));
+  return residual ? add(out, residual) : out;
 }
 
 /** Pre-LN transformer block: h + attn(LN(h)), then h + MLP(LN(h)). */
@@ -244,9 +256,13 @@ export class ViTLayer extends Module {
   }
 
   forward(h: Tensor, headMask: readonly number[] | null = null, outputAttentions = false) {
-    const { out, probs } = this.attention.forward(this.layernorm_before.forward(h), headMask, outputAttentions);
-    const h1 = add(out, h);
-    const y = this.output.forward(this.intermediate.forward(this.layernorm_after.forward(h1)), h1);
+    const { out: h1, probs } = this.attention.forward(this.layernorm_before.forward(h), headMask, outputAttentions, h);
+    const ln = this.layernorm_after.forward(h1);
+    const { intermediate: up, output: down } = this;
+    // output.forward(intermediate.forward(ln), h1) as one op, whose backward fuses the GELU's (no dropout between)
+    const y = down.dropout.training && down.dropout.p > 0
+      ? down.forward(up.forward(ln), h1)
+      : mlpResidual(ln, up.dense.weight, up.dense.bias, down.dense.weight, down.dense.bias, h1);
     return { hidden: y, probs };
   }
 }
