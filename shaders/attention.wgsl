@@ -12,9 +12,7 @@
 
 override WG: u32 = 64;
 
-fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+#include "grid.wgsl"
 
 // ---- batched strided matmul: C[z] = alpha * A[z] B[z] for z = (batch, head) ------------------
 // Element (r, c) of operand X in batch z = (b, h) lives at b*x_batch + h*x_head + r*x_row + c*x_col.

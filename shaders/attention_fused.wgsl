@@ -281,7 +281,9 @@ fn attention_probs(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 // The texture image (attention_fused_texture.wgsl) of items batch0 .. of a [B, S, H*hd] buffer, for head
 // dims and widths that copyBufferToTexture cannot lay out: texel (t, (z * H + h) * S + j) = elements
 // 4t .. 4t+3 of head h of token j of item batch0 + z, zero past hd.
-@compute @workgroup_size(16, 4)
+const PACK_X = 16u;  // texels per row of a workgroup (src/ops/attention.ts reads these)
+const PACK_Y = 4u;   // rows per workgroup
+@compute @workgroup_size(PACK_X, PACK_Y)
 fn pack_heads(@builtin(global_invocation_id) id: vec3u) {
   if (id.x >= HD4 || id.y >= p.rows) { return; }
   let j = id.y % p.seq;

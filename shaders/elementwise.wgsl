@@ -11,9 +11,7 @@ struct Params {
 
 override WG: u32 = 256;
 
-fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+#include "grid.wgsl"
 
 // ---- binary: out = a + b, out = a * b ------------------------------------------------------
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -99,7 +99,9 @@ fn layernorm_backward_input(
 @group(0) @binding(5) var<storage, read_write> partial_dw: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partial_db: array<f32>;
 
-@compute @workgroup_size(64)
+const PARAM_WG = 64u;  // columns per workgroup of the parameter-gradient sums (src/ops/layernorm.ts reads it)
+
+@compute @workgroup_size(PARAM_WG)
 fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   let chunk = gid.y;
@@ -124,7 +126,7 @@ fn layernorm_backward_params_partial(@builtin(global_invocation_id) gid: vec3u) 
 @group(0) @binding(3) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(PARAM_WG)
 fn layernorm_backward_params_finish(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   let d = params.cols;

@@ -2,8 +2,8 @@
 // (nn.CrossEntropyLoss, reduction 'mean', label_smoothing s):
 //   loss_b = (1 - s) * (lse_b - x_b[label_b]) + s * (lse_b - mean_j x_b[j]),  loss = mean_b loss_b.
 // Log-probabilities are formed as (x - max) - log(sum exp(x - max)) so large logits keep their
-// precision. One workgroup per row; rows past 65535 spill into y. A label outside [0, cols)
-// (only possible with a labels tensor; host labels are checked on the CPU) gives a NaN loss.
+// precision. One workgroup per row; rows past 65535 spill into y. Labels are checked on the host
+// (src/ops/loss.ts); one outside [0, cols) would give a NaN loss here.
 
 struct Params {
   rows: u32,
@@ -28,6 +28,21 @@ fn quiet_nan() -> f32 {
 @group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats_out: array<vec2f>;
 
+// (max, sum of exp(x - max), sum of (x - max)) over a row of the logits, in every invocation of the
+// row's workgroup: the start of both the loss and the softmax
+fn row_softmax_stats(base: u32, n: u32, lid: u32) -> vec3f {
+  var m = LOWEST;
+  for (var c = lid; c < n; c += WG) { m = max(m, logits[base + c]); }
+  let row_max = workgroup_max(lid, m);
+  var sums = vec2f(0.0);
+  for (var c = lid; c < n; c += WG) {
+    let shifted = logits[base + c] - row_max;
+    sums += vec2f(exp(shifted), shifted);
+  }
+  let totals = workgroup_sum(lid, sums);
+  return vec3f(row_max, totals);
+}
+
 @compute @workgroup_size(WG)
 fn cross_entropy_rows(
   @builtin(workgroup_id) wid: vec3u,
@@ -39,24 +54,16 @@ fn cross_entropy_rows(
   let n = params.cols;
   let base = row * n;
 
-  var m = LOWEST;
-  for (var c = lid.x; c < n; c += WG) { m = max(m, logits[base + c]); }
-  let row_max = workgroup_max(lid.x, m);
-
-  var sums = vec2f(0.0); // (sum exp(x - max), sum (x - max))
-  for (var c = lid.x; c < n; c += WG) {
-    let shifted = logits[base + c] - row_max;
-    sums += vec2f(exp(shifted), shifted);
-  }
-  let totals = workgroup_sum(lid.x, sums);
-  let log_sum = log(totals.x);
+  let stats = row_softmax_stats(base, n, lid.x);
+  let row_max = stats.x;
+  let log_sum = log(stats.y);
 
   if (lid.x == 0u) {
     let label = labels[row];
     var loss = quiet_nan();
     if (label >= 0 && u32(label) < n) {
       let nll = log_sum - (logits[base + u32(label)] - row_max);
-      let smooth_loss = log_sum - totals.y / f32(n);
+      let smooth_loss = log_sum - stats.z / f32(n);
       loss = (1.0 - params.smoothing) * nll + params.smoothing * smooth_loss;
     }
     row_loss[row] = loss;
@@ -82,9 +89,11 @@ fn cross_entropy_mean(@builtin(local_invocation_id) lid: vec3u) {
 @group(0) @binding(4) var<storage, read> dloss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
-@compute @workgroup_size(256)
+const BACKWARD_WG = 256u;  // src/ops/loss.ts reads it
+
+@compute @workgroup_size(BACKWARD_WG)
 fn cross_entropy_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = gid.x + gid.y * nwg.x * BACKWARD_WG;
   let n = params.cols;
   if (i >= params.rows * n) { return; }
   let row = i / n;
@@ -109,11 +118,8 @@ fn softmax_forward(
   if (row >= params.rows) { return; }
   let n = params.cols;
   let base = row * n;
-  var m = LOWEST;
-  for (var c = lid.x; c < n; c += WG) { m = max(m, logits[base + c]); }
-  let row_max = workgroup_max(lid.x, m);
-  var s = 0.0;
-  for (var c = lid.x; c < n; c += WG) { s += exp(logits[base + c] - row_max); }
-  let inv_sum = 1.0 / workgroup_sum(lid.x, vec2f(s, 0.0)).x;
+  let stats = row_softmax_stats(base, n, lid.x);
+  let row_max = stats.x;
+  let inv_sum = 1.0 / stats.y;
   for (var c = lid.x; c < n; c += WG) { probs[base + c] = exp(logits[base + c] - row_max) * inv_sum; }
 }

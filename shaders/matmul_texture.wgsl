@@ -17,7 +17,8 @@ enable subgroups;
 
 // one workgroup = one subgroup of 8 lanes, each owning 4 adjacent columns; ROWS rows per workgroup
 const LANES = 8u;
-const ROWS = 2u * LANES;  // 16 x 4 accumulators per lane
+const ROWS = 16u;  // 16 x 4 accumulators per lane
+const_assert ROWS == 2u * LANES;
 const_assert RT_M == LANES;  // the accumulators are matmul.wgsl's register tiles, one per half
 
 @group(0) @binding(1) var texA: texture_2d<f32>;
@@ -122,7 +123,9 @@ struct Pack {
 @group(0) @binding(2) var packed: texture_storage_2d<rgba32float, write>;
 
 // texel (x, z * rows + r) = elements (r, 4x .. 4x+3) of item z, zero past the row's end
-@compute @workgroup_size(16, 4)
+const PACK_X = 16u;  // texels per row of a workgroup (src/ops/matmul.ts reads these)
+const PACK_Y = 4u;   // rows per workgroup
+@compute @workgroup_size(PACK_X, PACK_Y)
 fn pack_operand(@builtin(global_invocation_id) id: vec3u) {
   let c0 = id.x * 4u;
   let r = id.y;

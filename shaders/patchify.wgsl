@@ -8,9 +8,7 @@
 
 override WG: u32 = 256;
 
-fn flat_index(gid: vec3u, nwg: vec3u) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+#include "grid.wgsl"
 
 // ---- patchify -------------------------------------------------------------------------------
 struct PatchParams {

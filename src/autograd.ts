@@ -4,6 +4,7 @@
 // It imports Tensor as a type only: tensor.ts imports backward() from here, so the graph stays acyclic.
 import type { Tensor } from './tensor.ts';
 import { wgsl } from './gpu/wgsl.generated.ts';
+import { shaderConstant } from './gpu/shaders.ts';
 
 export interface GradFn {
   name: string;
@@ -94,7 +95,7 @@ function elementwise(entry: 'add' | 'accumulate' | 'fill', tensors: Tensor[], al
   const device = tensors[0].device;
   device.dispatch({
     shader: wgsl.elementwise, entry, uniforms: { n, alpha },
-    bindings: tensors.map((t) => t.binding), workgroups: device.grid(n, 256),
+    bindings: tensors.map((t) => t.binding), workgroups: device.grid(n, shaderConstant(wgsl.elementwise, 'WG')),
   });
 }
 

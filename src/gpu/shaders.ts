@@ -95,3 +95,25 @@ export function matchUniformStruct(label: string, structs: readonly UniformStruc
   if (fits.length === 0) throw new Error(`${label}: uniforms { ${given.join(', ')} } match no uniform struct of the shader (it has: ${list})`);
   throw new Error(`${label}: uniforms { ${given.join(', ')} } match several uniform structs (${fits.map((s) => s.name).join(', ')})`);
 }
+
+const constantCache = new WeakMap<Shader, Map<string, number>>();
+
+/**
+ * The value of a shader's integer `const NAME = 8u;` (or an `override`'s default), so that TypeScript
+ * reads a tile size from the kernel that defines it instead of keeping a copy by hand. Only literal
+ * values; an expression is an error naming the constant.
+ */
+export function shaderConstant(shader: Shader, name: string): number {
+  let cache = constantCache.get(shader);
+  if (!cache) constantCache.set(shader, (cache = new Map()));
+  let value = cache.get(name);
+  if (value === undefined) {
+    const m = new RegExp(`^\\s*(?:const|override)\\s+${name}\\s*(?::\\s*\\w+)?\\s*=\\s*([^;]+);`, 'm').exec(shader.code);
+    if (!m) throw new Error(`shaders/${shader.name}.wgsl has no const or override ${name}`);
+    const literal = /^(\d+)[ui]?$/.exec(m[1].trim());
+    if (!literal) throw new Error(`shaders/${shader.name}.wgsl: ${name} = ${m[1].trim()} is not an integer literal`);
+    value = Number(literal[1]);
+    cache.set(name, value);
+  }
+  return value;
+}

@@ -11,6 +11,7 @@ import { matmulKernel, matmulRaw } from './matmul.ts';
 import { kernelVariants, type AttentionVariant } from './variants.ts';
 import { scratchTextures, type ScratchTexture } from './scratch-textures.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 
 export interface AttentionOptions {
   heads: number;
@@ -35,7 +36,7 @@ export interface AttentionResult {
 
 const WG = 64;
 /** the register tile of batched_matmul (TM = TN in the shader) */
-const TILE = 8;
+const TILE = shaderConstant(wgsl.attention, 'TM');
 
 /** Where element (row, col) of one (batch, head) matrix lives in a flat buffer. */
 interface Layout { batch: number; head: number; row: number; col: number }
@@ -228,9 +229,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 // ---- fused (shaders/attention_fused.wgsl, attention_fused_texture.wgsl) -------------------------------
 
 /** The fused kernels keep a head row in registers: MAX_HD4 texels of 4. */
-const FUSED_MAX_HEAD_DIM = 64;
+/** pack_heads' workgroup (texels, rows) */
+const PACK_WG = [shaderConstant(wgsl.attention_fused, 'PACK_X'), shaderConstant(wgsl.attention_fused, 'PACK_Y')] as const;
+const FUSED_MAX_HEAD_DIM = 4 * shaderConstant(wgsl.attention_fused, 'MAX_HD4');
 /** rows per workgroup of the tile kernels (ROWS) and of the texture kernels (LANES) */
-const FUSED_ROWS = { 'fused-tiles': 64, 'fused-texture': 8 } as const;
+const FUSED_ROWS = {
+  'fused-tiles': shaderConstant(wgsl.attention_fused, 'ROWS'), 'fused-texture': shaderConstant(wgsl.attention_fused_texture, 'LANES'),
+} as const;
 type FusedVariant = keyof typeof FUSED_ROWS;
 
 /** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
@@ -341,7 +346,7 @@ function fillHeadTexture(src: Tensor, tex: ScratchTexture, d: FusedDims, mask: M
     shader: wgsl.attention_fused, entry: 'pack_heads', constants: { HD4: hd4 },
     uniforms: fusedUniforms(d, mask, b0, rows),
     bindings: [src.binding, tex.view],
-    workgroups: [Math.ceil(hd4 / 16), Math.ceil(rows / 4), 1],
+    workgroups: [Math.ceil(hd4 / PACK_WG[0]), Math.ceil(rows / PACK_WG[1]), 1],
   });
 }
 

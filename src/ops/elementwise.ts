@@ -1,9 +1,10 @@
 // Elementwise ops (shaders/elementwise.wgsl): add, mul, scale, accumulate, fill, GELU, tanh, dropout.
 import { Tensor } from '../tensor.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { record } from '../autograd.ts';
 
-const WG = 256;
+const WG = shaderConstant(wgsl.elementwise, 'WG');
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);

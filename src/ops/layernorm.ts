@@ -1,6 +1,7 @@
 // LayerNorm over the last axis (shaders/layernorm.wgsl), torch semantics (biased variance).
 import { Tensor, keep } from '../tensor.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 
@@ -18,6 +19,8 @@ function threadsPerRow(device: Device): number {
 
 /** Rows per partial sum of dweight/dbias (more partials = more parallel work on a GPU). */
 const CHUNK_ROWS = 32;
+/** columns per workgroup of the parameter-gradient sums */
+const PARAM_WG = shaderConstant(wgsl.layernorm, 'PARAM_WG');
 
 function checkFloat(name: string, t: Tensor): void {
   if (t.dtype !== 'f32') throw new Error(`layerNorm: ${name} must be float32, got ${t.dtype}`);
@@ -88,13 +91,13 @@ function paramGrads(
       shader: wgsl.layernorm, entry: 'layernorm_backward_params_partial', constants: { CHUNK_ROWS },
       uniforms: { rows, cols: d },
       bindings: [x.binding, mean.binding, rstd.binding, dy.binding, partialDw.binding, partialDb.binding],
-      workgroups: [Math.ceil(d / 64), chunks],
+      workgroups: [Math.ceil(d / PARAM_WG), chunks],
     });
     device.dispatch({
       shader: wgsl.layernorm, entry: 'layernorm_backward_params_finish',
       uniforms: { rows: chunks, cols: d },
       bindings: [partialDw.binding, partialDb.binding, dweight.binding, dbias.binding],
-      workgroups: [Math.ceil(d / 64)],
+      workgroups: [Math.ceil(d / PARAM_WG)],
     });
   }
   partialDw.dispose();

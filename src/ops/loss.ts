@@ -1,6 +1,7 @@
 // Softmax cross-entropy and softmax (shaders/loss.wgsl).
 import { Tensor, keep } from '../tensor.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { record } from '../autograd.ts';
 import type { Device } from '../gpu/device.ts';
 
@@ -99,7 +100,7 @@ export function crossEntropy(
     device.dispatch({
       shader: wgsl.loss, entry: 'cross_entropy_backward', ...uniforms,
       bindings: [logits.binding, labelsT.binding, stats.binding, dloss.binding, dlogits.binding],
-      workgroups: device.grid(logits.size, 256),
+      workgroups: device.grid(logits.size, shaderConstant(wgsl.loss, 'BACKWARD_WG')),
     });
     return [dlogits];
   }, saved);

@@ -8,6 +8,7 @@ import { sumRowsRaw } from './reduce.ts';
 import { kernelVariants, type KernelVariant } from './variants.ts';
 import { scratchTextures } from './scratch-textures.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 
 export interface MatmulParams {
   M: number;
@@ -67,12 +68,12 @@ const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3, geluGrad: 4 } a
 
 // Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
 // matmul_texture's LANES and ROWS, and pack_operand's workgroup.
-const REGISTER_ROWS = 8;
+const REGISTER_ROWS = shaderConstant(wgsl.matmul, 'RT_M');
 const REGISTER_LANES = 8;
-const SHARED_TILE = 64;
-const TEXTURE_LANES = 8;
-const TEXTURE_ROWS = 16;
-const PACK_WG = [16, 4] as const;
+const SHARED_TILE = shaderConstant(wgsl.matmul, 'TS');
+const TEXTURE_LANES = shaderConstant(wgsl.matmul_texture, 'LANES');
+const TEXTURE_ROWS = shaderConstant(wgsl.matmul_texture, 'ROWS');
+const PACK_WG = [shaderConstant(wgsl.matmul_texture, 'PACK_X'), shaderConstant(wgsl.matmul_texture, 'PACK_Y')] as const;
 
 /** Tests lower the texture height matmul_texture plans with (0: the device's maxTextureDimension2D) to reach its splits. */
 export const matmulConfig = { textureRows: 0 };

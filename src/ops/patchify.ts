@@ -2,9 +2,10 @@
 // conv), embeddings ([CLS] + position embeddings) and selectToken. All are memory-bound copies.
 import { Tensor } from '../tensor.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { record } from '../autograd.ts';
 
-const WG = 256;
+const WG = shaderConstant(wgsl.patchify, 'WG');
 
 function dispatch(entry: string, n: number, uniforms: Record<string, number>, bindings: Tensor[]): void {
   if (n === 0) return;

@@ -1,7 +1,11 @@
 // Reductions (shaders/reduce.wgsl): sum of everything, sums over leading rows.
 import { Tensor } from '../tensor.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
+import { shaderConstant } from '../gpu/shaders.ts';
 import { record } from '../autograd.ts';
+
+/** threads per workgroup of sum_rows and broadcast_rows (the shader's default) */
+const WG = shaderConstant(wgsl.reduce, 'WG');
 
 /**
  * Column sums of x viewed as [rows, cols] (cols = product of the last `keepDims` dims):
@@ -12,7 +16,7 @@ export function sumRowsRaw(x: Tensor, cols: number, alpha = 1, into?: Tensor, be
   const out = into ?? Tensor.empty([cols], { device: x.device });
   x.device.dispatch({
     shader: wgsl.reduce, entry: 'sum_rows', uniforms: { rows, cols, alpha, beta },
-    bindings: [x.binding, out.binding], workgroups: [Math.ceil(cols / 64)],
+    bindings: [x.binding, out.binding], workgroups: [Math.ceil(cols / WG)],
   });
   return out;
 }
@@ -23,7 +27,7 @@ export function broadcastRowsRaw(v: Tensor, rows: number, shape: readonly number
   const out = Tensor.empty(shape, { device: v.device });
   v.device.dispatch({
     shader: wgsl.reduce, entry: 'broadcast_rows', uniforms: { rows, cols, alpha },
-    bindings: [v.binding, out.binding], workgroups: v.device.grid(rows * cols, 64),
+    bindings: [v.binding, out.binding], workgroups: v.device.grid(rows * cols, WG),
   });
   return out;
 }
