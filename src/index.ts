@@ -4,14 +4,17 @@
 // the package's Node entry (src/node.ts) re-exports all of this and registers Dawn's bindings.
 export { Device, SETUP_HINT, type DeviceOptions, type DispatchDesc, type Binding, type KernelTiming, type Shader } from './gpu/device.ts';
 export { registerPlatform, type Platform } from './gpu/platform.ts';
-export { Tensor, tidy, keep } from './tensor.ts';
+export { Tensor, tidy, keep, disposeOnThrow } from './tensor.ts';
 export { noGrad, isGradEnabled } from './autograd.ts';
-export { kernelVariants, setKernelVariants, MATMUL_VARIANTS, type KernelVariant, type KernelVariants } from './ops/variants.ts';
 export {
-  autotune, autotuneMatmul, lastAutotune, setDefaultAutotuneCache,
+  kernelVariants, setKernelVariants, MATMUL_VARIANTS, ATTENTION_VARIANTS, type KernelVariant, type AttentionVariant, type KernelVariants,
+} from './ops/variants.ts';
+export {
+  autotune, autotuneMatmul, autotuneAttention, lastAutotune, lastAttentionAutotune, setDefaultAutotuneCache,
   type AutotuneCache, type AutotuneEntry, type AutotuneOptions, type AutotuneResult,
 } from './ops/autotune.ts';
 export { wgsl } from './gpu/wgsl.generated.ts';
+export { shaderConstant } from './gpu/shaders.ts';
 export { manualSeed } from './nn/random.ts';
 export { Module, Linear, LayerNorm, Dropout } from './nn/module.ts';
 export { ViTConfig } from './vit/config.ts';
