@@ -2,9 +2,12 @@
 // VITCATS_MATMUL_VARIANT, the autotune (ops/autotune.ts), or else by the adapter kind.
 import type { Device } from '../gpu/device.ts';
 
-/** matmul kernels: 'register' (big register tiles; matmul_texture where subgroups exist) or 'shared' (workgroup-memory tiles) */
-export type KernelVariant = 'register' | 'shared';
-export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared'];
+/**
+ * matmul kernels: 'register' (big register tiles; matmul_texture where subgroups exist), 'shared'
+ * (workgroup-memory tiles) or 'subgroup4' (A shared by 4-lane subgroups, for SwiftShader)
+ */
+export type KernelVariant = 'register' | 'shared' | 'subgroup4';
+export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared', 'subgroup4'];
 
 export interface KernelVariants {
   matmul: KernelVariant;
@@ -31,8 +34,10 @@ export function kernelVariants(device: Device): KernelVariants {
   let v = chosen.get(device);
   if (!v) {
     // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
-    // are expensive; real GPUs want shared-memory tiles.
-    v = { matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared') };
+    // are expensive; real GPUs want shared-memory tiles. SwiftShader (Chromium's software adapter)
+    // gathers every load lane by lane: its kernel shares A across 4-lane subgroups (4x the register one).
+    const swiftShader = /swiftshader/i.test(device.description);
+    v = { matmul: envMatmulVariant() ?? (swiftShader ? 'subgroup4' : device.isCPU ? 'register' : 'shared') };
     chosen.set(device, v);
   }
   return v;
