@@ -1,12 +1,11 @@
 // Image decoding to packed 8-bit RGB (HWC). JPEG through jpeg-js, PNG through pngjs; the format
 // comes from the file's magic bytes, not its extension (a PNG named .jpg still decodes).
 // Every failure is a DecodeError carrying the path, so callers can skip the file and report it.
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { readFileSync } from 'node:fs';
-import { DecodeError, rgbaOverBlack, sniffFormat } from './image-format.ts';
+import { DEFAULT_DECODE_LIMITS, DecodeError, decodeJpeg, rgbaOverBlack, sniffFormat } from './image-format.ts';
 
-export { DecodeError, rgbaOverBlack, sniffFormat, type ImageFormat } from './image-format.ts';
+export { DEFAULT_DECODE_LIMITS, DecodeError, rgbaOverBlack, sniffFormat, type ImageFormat } from './image-format.ts';
 
 /** A decoded image: width x height pixels, 3 bytes (R, G, B) per pixel, rows top to bottom. */
 export interface RgbImage {
@@ -22,7 +21,6 @@ export interface DecodeLimits {
   maxMemoryMB?: number;
 }
 
-export const DEFAULT_DECODE_LIMITS: Required<DecodeLimits> = { maxMegapixels: 50, maxMemoryMB: 512 };
 
 /** Decode JPEG or PNG bytes; `path` only labels errors. */
 export function decodeImage(bytes: Uint8Array, path = '<buffer>', limits: DecodeLimits = {}): RgbImage {
@@ -51,20 +49,6 @@ export function decodeFile(path: string, limits?: DecodeLimits): RgbImage {
     throw new DecodeError(path, `unreadable: ${(e as Error).message}`);
   }
   return decodeImage(bytes, path, limits);
-}
-
-function decodeJpeg(bytes: Uint8Array, lim: Required<DecodeLimits>): RgbImage {
-  // tolerantDecoding stays on (jpeg-js' default): it accepts the slightly damaged scans that
-  // libjpeg also accepts; truncated files still fail ("marker was not found").
-  const out = jpeg.decode(bytes, {
-    useTArray: true,
-    formatAsRGBA: false,
-    tolerantDecoding: true,
-    maxResolutionInMP: lim.maxMegapixels,
-    maxMemoryUsageInMB: lim.maxMemoryMB,
-  });
-  if (out.data.length !== out.width * out.height * 3) throw new Error('unexpected output size');
-  return { width: out.width, height: out.height, data: out.data };
 }
 
 /**

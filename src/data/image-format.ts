@@ -1,5 +1,10 @@
 // Image formats and decode errors, platform-neutral (the web demo decodes with the browser but accepts
-// and rejects the same files as decode.ts, with the same messages).
+// and rejects the same files as decode.ts, with the same messages), and the JPEG decoder both use:
+// the browser's own (libjpeg-turbo) gives pixels a few levels off jpeg-js', which moves predictions.
+import jpeg from 'jpeg-js';
+import type { DecodeLimits, RgbImage } from './decode.ts';
+
+export const DEFAULT_DECODE_LIMITS: Required<DecodeLimits> = { maxMegapixels: 50, maxMemoryMB: 512 };
 
 export class DecodeError extends Error {
   constructor(readonly path: string, readonly reason: string) {
@@ -33,4 +38,19 @@ export function rgbaOverBlack(rgba: ArrayLike<number>, n: number): Uint8Array {
     }
   }
   return rgb;
+}
+
+/** JPEG bytes to RGB with jpeg-js (decodeImage in decode.ts adds the format check and error wrapping). */
+export function decodeJpeg(bytes: Uint8Array, lim: Required<DecodeLimits>): RgbImage {
+  // tolerantDecoding stays on (jpeg-js' default): it accepts the slightly damaged scans that
+  // libjpeg also accepts; truncated files still fail ("marker was not found").
+  const out = jpeg.decode(bytes, {
+    useTArray: true,
+    formatAsRGBA: false,
+    tolerantDecoding: true,
+    maxResolutionInMP: lim.maxMegapixels,
+    maxMemoryUsageInMB: lim.maxMemoryMB,
+  });
+  if (out.data.length !== out.width * out.height * 3) throw new Error('unexpected output size');
+  return { width: out.width, height: out.height, data: out.data };
 }
