@@ -3,24 +3,19 @@
 // equal to Node's `predict`, the train panel lowering the loss, and its download loading in Node.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { Tensor, ViTConfig, ViTForImageClassification, manualSeed, noGrad, parseSafetensors, tidy } from '../src/index.ts';
 import { loadClassifier, predictImages } from '../src/train/inference.ts';
 import { preprocessorConfig } from '../src/train/prediction.ts';
 import { modelPreset } from '../src/train/presets.ts';
 import { buildWeb, REPO_DIR } from '../examples/web/build.ts';
 import { startServer } from '../examples/web/server.ts';
+import { launchChromium } from '../examples/web/chromium.ts';
 import { assertClose, SHARED } from './helpers.ts';
 
-export const CHROMIUM = process.env.VITCATS_CHROMIUM ?? '/usr/bin/chromium';
-/** Headless Chromium with WebGPU on its software adapter; --no-sandbox because CI runs as root. */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
-];
 const OUT = join(REPO_DIR, '.cache', 'browser-test');
 const GOLDEN = join(SHARED, 'golden', 'vit-micro');
 const FORWARD = { relL2: 1e-5, nmax: 2e-5 };
@@ -38,7 +33,6 @@ const photos = ['cats', 'dogs'].flatMap((c) => readdirSync(join(SHARED, 'data', 
 test.before(async () => { try { await setUp(); } catch (e) { console.error(e); throw e; } });
 
 async function setUp() {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run \`bash scripts/setup-browser.sh\` (or set VITCATS_CHROMIUM)`);
   // The page's default checkpoint: a small model with spread-out outputs (a wide init), a centre crop
   // and ImageNet mean/std, so that the parity check exercises every step of the preprocessing.
   manualSeed(5);
@@ -53,8 +47,7 @@ async function setUp() {
   const dist = join(tmp, 'dist');
   await buildWeb(dist, { app: join(REPO_DIR, 'examples', 'web', 'main.ts'), golden: join(REPO_DIR, 'test', 'browser-page.ts') });
   server = await startServer({ distDir: dist, checkpointDir, sharedDir: SHARED });
-  // (playwright gives each launch a fresh profile in a temporary --user-data-dir)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await page.goto(server.url);

@@ -29,6 +29,7 @@ const cases: { shape: number[]; eps: number; threadsPerRow: number | null }[] = 
   { shape: [26, 768], eps: 1e-12, threadsPerRow: null },
   { shape: [8, 577, 768], eps: 1e-12, threadsPerRow: null },
   { shape: [17, 37], eps: 1e-6, threadsPerRow: 1 },
+  { shape: [9, 65], eps: 1e-12, threadsPerRow: 4 }, // SwiftShader's default
   { shape: [26, 37], eps: 1e-12, threadsPerRow: 16 },
   { shape: [17, 768], eps: 1e-6, threadsPerRow: 64 },
   { shape: [3, 96], eps: 1e-12, threadsPerRow: 256 },
