@@ -68,6 +68,33 @@ test('the page runs on WebGPU with the checkpoint it was served, and no error', 
   assert.is(await page.textContent('#errors'), '');
 });
 
+test('errors in the page: a checkpoint that does not parse gets Node\'s message; no WebGPU says what to enable', async () => {
+  const bad = join(tmp, 'bad');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'config.json'), '{"hidden_size": 64,');
+  writeFileSync(join(bad, 'model.safetensors'), readFileSync(join(checkpointDir, 'model.safetensors')));
+  const nodeMessage = await ViTForImageClassification.fromPretrained(bad).then(() => '', (e: Error) => e.message);
+  assert.match(nodeMessage, /config\.json: invalid JSON/);
+  await page.setInputFiles('#checkpoint-files', [join(bad, 'config.json'), join(bad, 'model.safetensors')]);
+  await page.waitForFunction(() => document.getElementById('errors')!.textContent !== '');
+  // the same message; only the JSON parser's own text may go on (Chromium's V8 adds the line and column)
+  const expected = nodeMessage.replace(join(bad, 'config.json'), 'dropped files/config.json').replace(/\)$/, '');
+  const shown = (await page.textContent('#errors')) ?? '';
+  assert.ok(shown.startsWith(expected), `page: ${shown}\nNode: ${nodeMessage}`);
+  assert.match((await page.textContent('#model-status')) ?? '', /^\/checkpoint /); // the served model stays
+  await page.evaluate(() => { document.getElementById('errors')!.textContent = ''; });
+
+  const p3 = await browser!.newPage();
+  try {
+    await p3.addInitScript(() => Object.defineProperty(navigator, 'gpu', { value: undefined }));
+    await p3.goto(server!.url);
+    await p3.waitForFunction(() => document.getElementById('errors')!.textContent !== '');
+    assert.match((await p3.textContent('#errors')) ?? '', /no WebGPU.*chrome:\/\/flags\/#enable-unsafe-webgpu/);
+  } finally {
+    await p3.close();
+  }
+});
+
 test('golden vit-micro in the page: forward, attentions and every gradient within the goldens\' tolerances', async () => {
   const p2 = await browser!.newPage();
   try {

@@ -22,7 +22,7 @@ const state: {
 (window as unknown as { demo: unknown }).demo = { ...demo, state, ready: start() };
 
 async function start(): Promise<void> {
-  if (!('gpu' in navigator)) {
+  if (!navigator.gpu) {
     throw fail('This browser has no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113+, or enable WebGPU: ' +
       'chrome://flags/#enable-unsafe-webgpu (on Linux also start Chrome with --enable-features=Vulkan).');
   }
