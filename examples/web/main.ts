@@ -19,7 +19,9 @@ const state: {
   device: demo.Device | null; classifier: demo.Classifier | null; predictions: (demo.PagePrediction | { name: string; error: string })[];
   training: Awaited<ReturnType<typeof demo.trainSynthetic>> | null; busy: boolean;
 } = { device: null, classifier: null, predictions: [], training: null, busy: false };
-(window as unknown as { demo: unknown }).demo = { ...demo, state, ready: start() };
+const ready = start();
+ready.catch(() => {}); // start() already showed its error
+(window as unknown as { demo: unknown }).demo = { ...demo, state, ready };
 
 async function start(): Promise<void> {
   if (!navigator.gpu) {

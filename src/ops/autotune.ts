@@ -39,7 +39,7 @@ export function setDefaultAutotuneCache(cache: AutotuneCache | null): void {
 /** FNV-1a of the matmul shaders: editing a kernel re-tunes. */
 function kernelFingerprint(): string {
   let h = 0x811c9dc5;
-  for (const s of [wgsl.matmul, wgsl.matmul_texture]) {
+  for (const s of [wgsl.matmul, wgsl.matmul_texture, wgsl.matmul_subgroup4]) {
     for (let i = 0; i < s.code.length; i++) h = Math.imul(h ^ s.code.charCodeAt(i), 0x01000193);
   }
   return (h >>> 0).toString(16).padStart(8, '0');
