@@ -1,7 +1,9 @@
 // Bundled by test/browser.test.ts and run in Chromium: the golden case's forward and backward in the
 // page, every output and gradient returned for Node to compare with the golden files.
 /// <reference lib="dom" />
-import { Device, Tensor, tidy } from '../src/index.ts';
+import { Device, MATMUL_VARIANTS, Tensor, autotune, tidy } from '../src/index.ts';
+import { matmulRaw } from '../src/ops/matmul.ts';
+import { MATMUL_CASES, testValues } from './browser-cases.ts';
 import { loadCheckpointFiles } from '../examples/web/demo.ts';
 import { parseSafetensors } from '../src/io/safetensors.ts';
 
@@ -37,4 +39,29 @@ async function golden(base: string): Promise<Record<string, number[]>> {
   return out;
 }
 
-(window as unknown as { golden: typeof golden }).golden = golden;
+/** Every matmul variant at every transpose of MATMUL_CASES (with bias), then the autotune's choice. */
+async function variants(): Promise<{ outputs: Record<string, number[]>; autotune: { variant: string; ms: Record<string, number> } }> {
+  const device = Device.hasDefault ? Device.default : await Device.create();
+  const outputs: Record<string, number[]> = {};
+  for (const variant of MATMUL_VARIANTS) {
+    let seed = 1;
+    for (const [M, K, N, batch] of MATMUL_CASES) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          await tidy(async () => {
+            const a = testValues(batch * M * K, seed++), b = testValues(batch * K * N, seed++), bias = testValues(N, seed++);
+            const out = Tensor.empty([batch * M * N]);
+            matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+              M, N, K, batch, transA, transB, variant, bias: Tensor.fromArray(bias, [N]),
+            });
+            outputs[`${variant} ${M}x${K}x${N}x${batch} ${transA} ${transB}`] = Array.from(await out.toArray());
+          });
+        }
+      }
+    }
+  }
+  const r = await autotune(device, { cache: null });
+  return { outputs, autotune: { variant: r!.matmulVariant, ms: r!.ms as Record<string, number> } };
+}
+
+Object.assign(window, { golden, variants });

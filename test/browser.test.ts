@@ -15,6 +15,9 @@ import { buildWeb, REPO_DIR } from '../examples/web/build.ts';
 import { startServer } from '../examples/web/server.ts';
 import { launchChromium } from '../examples/web/chromium.ts';
 import { assertClose, SHARED } from './helpers.ts';
+import { MATMUL_CASES, testValues } from './browser-cases.ts';
+import { matmulRef } from '../src/ref/matmul.ts';
+import { MATMUL_VARIANTS } from '../src/ops/variants.ts';
 
 const OUT = join(REPO_DIR, '.cache', 'browser-test');
 const GOLDEN = join(SHARED, 'golden', 'vit-micro');
@@ -120,6 +123,31 @@ test('golden vit-micro in the page: forward, attentions and every gradient withi
     const gradients = [...io.keys()].filter((k) => k.startsWith('grad.'));
     for (const g of gradients) assert.ok(g in got, `the page gave no ${g}`);
     assert.ok(compared >= gradients.length + 4, `only ${compared} outputs compared`);
+  } finally {
+    await p2.close();
+  }
+});
+
+test('every matmul variant is right on SwiftShader, and its autotune picks subgroup4', async () => {
+  const p2 = await browser!.newPage();
+  try {
+    await p2.goto(`${server!.url}blank.html`);
+    await p2.addScriptTag({ url: '/golden.js', type: 'module' });
+    await p2.waitForFunction(() => 'variants' in window);
+    const got = await p2.evaluate(() => (window as any).variants()) as { outputs: Record<string, number[]>; autotune: { variant: string; ms: Record<string, number> } };
+    for (const variant of MATMUL_VARIANTS) {
+      let seed = 1;
+      for (const [M, K, N, batch] of MATMUL_CASES) {
+        for (const transA of [false, true]) {
+          for (const transB of [false, true]) {
+            const a = testValues(batch * M * K, seed++), b = testValues(batch * K * N, seed++), bias = testValues(N, seed++);
+            const name = `${variant} ${M}x${K}x${N}x${batch} ${transA} ${transB}`;
+            assertClose(`page matmul ${name}`, got.outputs[name], matmulRef(a, b, { M, N, K, batch, transA, transB, bias }), { relL2: 1e-5, nmax: 1e-5 });
+          }
+        }
+      }
+    }
+    assert.is(got.autotune.variant, 'subgroup4', `autotune: ${JSON.stringify(got.autotune)}`);
   } finally {
     await p2.close();
   }
