@@ -223,4 +223,13 @@ test('train panel: 30 steps lower the loss, epoch lines, and the download gives 
   writeFileSync(join(OUT, 'train-log.txt'), log);
 });
 
+// last: it takes the page's device
+test('a lost device (the GPU process crashed) is shown in the page', async () => {
+  const cdp = await browser!.newBrowserCDPSession();
+  await cdp.send('Browser.crashGpuProcess');
+  await page.waitForFunction(() => /device was lost/.test(document.getElementById('errors')!.textContent ?? ''), undefined, { timeout: 30_000 });
+  assert.match((await page.textContent('#errors')) ?? '', /The WebGPU device was lost \(.*\)\. Reload the page/);
+  await cdp.detach();
+});
+
 test.run();
