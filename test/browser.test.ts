@@ -11,6 +11,9 @@ import { Tensor, ViTConfig, ViTForImageClassification, manualSeed, noGrad, parse
 import { loadClassifier, predictImages } from '../src/train/inference.ts';
 import { preprocessorConfig } from '../src/train/prediction.ts';
 import { modelPreset } from '../src/train/presets.ts';
+import { syntheticSample } from '../src/data/synthetic-draw.ts';
+import { decodeFile } from '../src/data/decode.ts';
+import { PNG } from 'pngjs';
 import { buildWeb, REPO_DIR } from '../examples/web/build.ts';
 import { startServer } from '../examples/web/server.ts';
 import { launchChromium } from '../examples/web/chromium.ts';
@@ -31,9 +34,29 @@ const tmp = mkdtempSync(join(tmpdir(), 'vitcats-browser-'));
 const checkpointDir = join(tmp, 'checkpoint');
 
 /** The photos of the parity check: 8 cats and 8 dogs of the shared validation set. */
-const photos = ['cats', 'dogs'].flatMap((c) => readdirSync(join(SHARED, 'data', 'catsdogs', 'val', c)).sort().slice(0, 8).map((f) => join(SHARED, 'data', 'catsdogs', 'val', c, f)));
+const jpegs = ['cats', 'dogs'].flatMap((c) => readdirSync(join(SHARED, 'data', 'catsdogs', 'val', c)).sort().slice(0, 8).map((f) => join(SHARED, 'data', 'catsdogs', 'val', c, f)));
 
 test.before(async () => { try { await setUp(); } catch (e) { console.error(e); throw e; } });
+
+/** PNGs for the browser's decoding path: an opaque face, and a non-square one with transparent and half-transparent parts. */
+function writeTestPngs(): string[] {
+  const out: string[] = [];
+  for (const [i, W, H] of [[0, 96, 96], [1, 80, 60]] as const) {
+    const { image } = syntheticSample(3, i, 1, W);
+    const png = new PNG({ width: W, height: H });
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const p = y * W + x;
+        for (let c = 0; c < 3; c++) png.data[4 * p + c] = image.data[3 * p + c];
+        png.data[4 * p + 3] = i === 0 || x > 20 ? 255 : y < 30 ? 0 : 128;
+      }
+    }
+    const path = join(tmp, `face-${i}.png`);
+    writeFileSync(path, PNG.sync.write(png));
+    out.push(path);
+  }
+  return out;
+}
 
 async function setUp() {
   // The page's default checkpoint: a small model with spread-out outputs (a wide init), a centre crop
@@ -153,8 +176,9 @@ test('every matmul variant is right on SwiftShader, and its autotune picks subgr
   }
 });
 
-test('photos: the page\'s probabilities equal Node\'s predict within 1e-4; a non-image gets Node\'s message', async () => {
+test('photos: the page\'s probabilities equal Node\'s predict within 1e-4 (JPEG and PNG); a non-image gets Node\'s message', async () => {
   const notImage = join(REPO_DIR, 'package.json');
+  const photos = [...jpegs, ...writeTestPngs()];
   await page.setInputFiles('#photos', [...photos, notImage]);
   await page.waitForFunction((n) => (window as any).demo.state.predictions.length === n, photos.length + 1, { timeout: 120_000 });
   const got = await page.evaluate(() => (window as any).demo.state.predictions.map((p: any) => ({ name: p.name, probabilities: p.probabilities, error: p.error })));
@@ -171,6 +195,18 @@ test('photos: the page\'s probabilities equal Node\'s predict within 1e-4; a non
     spread = Math.max(spread, Math.abs(w.probabilities[0] - first.probabilities[0]));
   }
   assert.ok(spread > 0.01, `the check needs predictions that differ between photos (spread ${spread})`);
+  // the pixels themselves: the page's decoding equals decode.ts's, byte for byte (a JPEG, both PNGs)
+  for (const path of [jpegs[0], ...photos.slice(-2)]) {
+    const bytes = Array.from(readFileSync(path));
+    const pagePixels = await page.evaluate(async (b) => {
+      const img = await (window as any).demo.decodePhoto(Uint8Array.from(b), 'x');
+      return { width: img.width, height: img.height, data: Array.from(img.data as Uint8Array) };
+    }, bytes);
+    const nodePixels = decodeFile(path);
+    assert.equal([pagePixels.width, pagePixels.height], [nodePixels.width, nodePixels.height]);
+    const differ = pagePixels.data.filter((v, i) => v !== nodePixels.data[i]).length;
+    assert.is(differ, 0, `${path}: ${differ} bytes differ from decode.ts`);
+  }
   const last = want[photos.length] as { error: string };
   assert.is(got[photos.length].error, last.error.replace(notImage, 'package.json'));
   assert.match(await page.textContent('#errors') ?? '', /cannot decode package\.json: not a JPEG or PNG file/);
