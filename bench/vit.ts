@@ -75,7 +75,9 @@ log(`ViT ${label}: ${params.toLocaleString('en-US')} parameters, ${fmt(forwardFl
 const rowsTokens = B * S;
 /** The phase of a dispatch; pack_operand dispatches take the phase of the product they feed. */
 function phaseOf(d: DispatchDesc): string {
-  switch (d.shader.name.startsWith('matmul') ? 'matmul' : d.shader.name) { // matmul.wgsl, matmul_texture.wgsl
+  // matmul.wgsl, matmul_texture.wgsl, ...; attention.wgsl and the fused attention_fused*.wgsl
+  const family = ['matmul', 'attention'].find((f) => d.shader.name.startsWith(f)) ?? d.shader.name;
+  switch (family) {
     case 'patchify': return 'patchify + embeddings';
     case 'attention': return 'attention core (QK^T, softmax, PV)';
     case 'matmul': {

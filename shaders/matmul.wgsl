@@ -233,3 +233,38 @@ fn matmul_shared(
     }
   }
 }
+
+// ---- A loads for matmul_subgroup4.wgsl ---------------------------------------------------------------
+
+// the same buffer as a, read 4 floats at a time
+@group(0) @binding(8) var<storage, read> a4: array<vec4f>;
+// op(A)'s contiguous dimension (K, or M with TRANS_A), strideA, offsetA and ldA are multiples of 4
+override VEC_A: bool = false;
+
+// op(A)[m .. m+3, k] (rows past M re-read row M-1; zero at k past K)
+fn loadACol(base: u32, m: u32, k: u32) -> vec4f {
+  let M = params.M;
+  let kk = min(k, params.K - 1u);
+  var v: vec4f;
+  if (VEC_A && TRANS_A) {
+    v = a4[(base + kk * params.ldA + min(m, M - 4u)) / 4u];
+  } else {
+    v = vec4f(a[aIndex(base, min(m, M - 1u), kk)], a[aIndex(base, min(m + 1u, M - 1u), kk)],
+              a[aIndex(base, min(m + 2u, M - 1u), kk)], a[aIndex(base, min(m + 3u, M - 1u), kk)]);
+  }
+  return select(vec4f(0.0), v, k < params.K);
+}
+
+// op(A)[m, k .. k+3] (a row past M re-reads row M-1; zero past K)
+fn loadARow(base: u32, m: u32, k: u32) -> vec4f {
+  let K = params.K;
+  let row = min(m, params.M - 1u);
+  var v: vec4f;
+  if (VEC_A && !TRANS_A) {
+    v = a4[(base + row * params.ldA + min(k, K - 4u)) / 4u];
+  } else {
+    v = vec4f(a[aIndex(base, row, min(k, K - 1u))], a[aIndex(base, row, min(k + 1u, K - 1u))],
+              a[aIndex(base, row, min(k + 2u, K - 1u))], a[aIndex(base, row, min(k + 3u, K - 1u))]);
+  }
+  return select(vec4f(0.0), v, k + vec4u(0u, 1u, 2u, 3u) < vec4u(K));
+}

@@ -11,7 +11,7 @@ import { assertClose, gradCheck, messageHas, randn } from './helpers.ts';
 
 const fwdTol = { relL2: 1e-5, nmax: 1e-5 };
 const gradTol = { relL2: 5e-5, nmax: 5e-5 };
-const variants: KernelVariant[] = ['register', 'shared'];
+const variants: KernelVariant[] = ['register', 'shared', 'subgroup4'];
 const transposes = [[false, false], [false, true], [true, false], [true, true]] as const;
 const tag = (tA: boolean, tB: boolean) => `${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`;
 

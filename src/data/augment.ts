@@ -159,3 +159,8 @@ export function normalizeToChw(img: RgbImage, mean: ArrayLike<number>, std: Arra
   writeNormalized(img.data, img.width, img.height, mean, std, out, 0, false);
   return out;
 }
+
+/** The side images are cached at: room for crops when augmenting or centre-cropping, else the model's input size. */
+export function defaultCacheSize(imageSize: number, augment: boolean): number {
+  return augment ? Math.min(2 * imageSize, Math.max(imageSize, 256)) : imageSize;
+}

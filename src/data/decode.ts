@@ -1,9 +1,11 @@
 // Image decoding to packed 8-bit RGB (HWC). JPEG through jpeg-js, PNG through pngjs; the format
 // comes from the file's magic bytes, not its extension (a PNG named .jpg still decodes).
 // Every failure is a DecodeError carrying the path, so callers can skip the file and report it.
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { readFileSync } from 'node:fs';
+import { DEFAULT_DECODE_LIMITS, DecodeError, decodeJpeg, rgbaOverBlack, sniffFormat, type ImageFormat } from './image-format.ts';
+
+export { DEFAULT_DECODE_LIMITS, DecodeError, rgbaOverBlack, sniffFormat, type ImageFormat } from './image-format.ts';
 
 /** A decoded image: width x height pixels, 3 bytes (R, G, B) per pixel, rows top to bottom. */
 export interface RgbImage {
@@ -19,23 +21,6 @@ export interface DecodeLimits {
   maxMemoryMB?: number;
 }
 
-export const DEFAULT_DECODE_LIMITS: Required<DecodeLimits> = { maxMegapixels: 50, maxMemoryMB: 512 };
-
-export class DecodeError extends Error {
-  constructor(readonly path: string, readonly reason: string) {
-    super(`cannot decode ${path}: ${reason}`);
-    this.name = 'DecodeError';
-  }
-}
-
-export type ImageFormat = 'jpeg' | 'png';
-
-export function sniffFormat(bytes: Uint8Array): ImageFormat | null {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (bytes.length >= 8 && png.every((b, i) => bytes[i] === b)) return 'png';
-  return null;
-}
 
 /** Decode JPEG or PNG bytes; `path` only labels errors. */
 export function decodeImage(bytes: Uint8Array, path = '<buffer>', limits: DecodeLimits = {}): RgbImage {
@@ -93,20 +78,6 @@ export function decodeFile(path: string, limits?: DecodeLimits): RgbImage {
   return decodeImage(bytes, path, limits);
 }
 
-function decodeJpeg(bytes: Uint8Array, lim: Required<DecodeLimits>): RgbImage {
-  // tolerantDecoding stays on (jpeg-js' default): it accepts the slightly damaged scans that
-  // libjpeg also accepts; truncated files still fail ("marker was not found").
-  const out = jpeg.decode(bytes, {
-    useTArray: true,
-    formatAsRGBA: false,
-    tolerantDecoding: true,
-    maxResolutionInMP: lim.maxMegapixels,
-    maxMemoryUsageInMB: lim.maxMemoryMB,
-  });
-  if (out.data.length !== out.width * out.height * 3) throw new Error('unexpected output size');
-  return { width: out.width, height: out.height, data: out.data };
-}
-
 /**
  * PNG: pngjs expands grey, grey+alpha, palette (with tRNS) and 16-bit to RGBA8. Alpha is
  * composited over black (rgb * a / 255), so fully transparent pixels are black whatever colour
@@ -124,18 +95,6 @@ function decodePng(bytes: Uint8Array, lim: Required<DecodeLimits>): RgbImage {
   const n = png.width * png.height;
   const rgba = png.data;
   if (rgba.length !== n * 4) throw new Error('unexpected output size');
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    const a = rgba[4 * i + 3];
-    if (a === 255) {
-      rgb[3 * i] = rgba[4 * i];
-      rgb[3 * i + 1] = rgba[4 * i + 1];
-      rgb[3 * i + 2] = rgba[4 * i + 2];
-    } else {
-      rgb[3 * i] = Math.round((rgba[4 * i] * a) / 255);
-      rgb[3 * i + 1] = Math.round((rgba[4 * i + 1] * a) / 255);
-      rgb[3 * i + 2] = Math.round((rgba[4 * i + 2] * a) / 255);
-    }
-  }
+  const rgb = rgbaOverBlack(rgba, n);
   return { width: png.width, height: png.height, data: rgb };
 }

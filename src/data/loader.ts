@@ -19,7 +19,7 @@
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DatasetError, type DataItem } from './layouts.ts';
-import { resolveAugment, sampleToTensor, type AugmentOptions, type ResolvedAugment } from './augment.ts';
+import { defaultCacheSize, resolveAugment, sampleToTensor, type AugmentOptions, type ResolvedAugment } from './augment.ts';
 import { ImageCache, commonDir, type CacheContents } from './cache.ts';
 import { WorkerPool } from './pool.ts';
 import { runDecodeJob, type DecodeJobResult } from './tasks.ts';
@@ -87,9 +87,7 @@ export interface LoaderStats {
   fromDiskCache: number;
 }
 
-export function defaultCacheSize(imageSize: number, augment: boolean): number {
-  return augment ? Math.min(2 * imageSize, Math.max(imageSize, 256)) : imageSize;
-}
+export { defaultCacheSize } from './augment.ts';
 
 /** Files per worker job: small enough to balance the workers, large enough to amortise messages. */
 const CHUNK = 16;

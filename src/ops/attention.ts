@@ -50,7 +50,10 @@ function asOperand(l: Layout): { trans: boolean; ld: number } | null {
   return null;
 }
 
-const usesTextureMatmul = (device: Device) => matmulKernel(kernelVariants(device).matmul, device).entry === 'matmul_texture';
+// The kernels for CPU rasterisers with subgroups (lavapipe's texture kernel, SwiftShader's subgroup4) beat
+// batched_matmul on the attention products too, through per-head strides.
+const usesTextureMatmul = (device: Device) =>
+  ['matmul_texture', 'matmul_subgroup4'].includes(matmulKernel(kernelVariants(device).matmul, device).entry);
 
 /**
  * C[b,h] = alpha * A[b,h] (m x k) B[b,h] (k x n), every operand addressed through its layout. Where the

@@ -73,6 +73,8 @@ const REGISTER_LANES = 8;
 const SHARED_TILE = shaderConstant(wgsl.matmul, 'TS');
 const TEXTURE_LANES = shaderConstant(wgsl.matmul_texture, 'LANES');
 const TEXTURE_ROWS = shaderConstant(wgsl.matmul_texture, 'ROWS');
+const SUBGROUP4_ROWS = shaderConstant(wgsl.matmul_subgroup4, 'ROWS');
+const SUBGROUP4_COLS = 4 * shaderConstant(wgsl.matmul_subgroup4, 'LANES');
 const PACK_WG = [shaderConstant(wgsl.matmul_texture, 'PACK_X'), shaderConstant(wgsl.matmul_texture, 'PACK_Y')] as const;
 
 /** Tests lower the texture height matmul_texture plans with (0: the device's maxTextureDimension2D) to reach its splits. */
@@ -83,12 +85,17 @@ const MAX_GROUPS = 65535;
  * The kernel that runs a variant on a device with these features: 'register' reads packed textures and
  * shares A by subgroup shuffles where the device has `subgroups` (shaders/matmul_texture.wgsl, which
  * Device skips elsewhere; subgroups narrower than 8 lanes are not used), else each lane loads A itself.
+ * 'subgroup4' (shaders/matmul_subgroup4.wgsl) needs subgroups of 4 lanes or more; without, the register kernel runs.
  */
 export function matmulKernel(
   variant: KernelVariant, device: { features: ReadonlySet<string>; subgroupMinSize: number },
 ): { shader: Shader; entry: string } {
   if (variant === 'shared') return { shader: wgsl.matmul, entry: 'matmul_shared' };
-  return device.features.has('subgroups') && device.subgroupMinSize >= TEXTURE_LANES
+  const subgroups = device.features.has('subgroups');
+  if (variant === 'subgroup4' && subgroups && device.subgroupMinSize >= 4) {
+    return { shader: wgsl.matmul_subgroup4, entry: 'matmul_subgroup4' };
+  }
+  return variant === 'register' && subgroups && device.subgroupMinSize >= TEXTURE_LANES
     ? { shader: wgsl.matmul_texture, entry: 'matmul_texture' }
     : { shader: wgsl.matmul, entry: 'matmul_register' };
 }
@@ -203,11 +210,16 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
   // 'auto' keeps every binding the code names
   const bindings = [a.binding, b.binding, out.binding, (bias ?? b).binding, (residual ?? b).binding, writable?.binding ?? spareOutput(device, 0)];
   let workgroups: [number, number, number];
-  if (variant === 'register') {
-    // a stride matters only when it is used
-    const steps = [colsB, ldB, offsetB, batch > heads ? strideB : 0, heads > 1 ? headB : 0];
-    const aligned = steps.every((v) => v % 4 === 0);
-    constants.VEC_B = +aligned;
+  // vec4 loads of an operand: its row length, pitch and start, and each stride in use, are multiples of 4
+  const vec4Aligned = (...steps: number[]) => steps.every((v) => v % 4 === 0);
+  const alignedB = vec4Aligned(colsB, ldB, offsetB, batch > heads ? strideB : 0, heads > 1 ? headB : 0);
+  if (kernel.entry === 'matmul_subgroup4') {
+    constants.VEC_B = +alignedB;
+    constants.VEC_A = +vec4Aligned(colsA, ldA, offsetA, batch > heads ? strideA : 0, heads > 1 ? headA : 0);
+    bindings.push(binding16(b), binding16(a));
+    workgroups = [Math.ceil(N / SUBGROUP4_COLS), Math.ceil(M / SUBGROUP4_ROWS), batch];
+  } else if (kernel.entry === 'matmul_register') {
+    constants.VEC_B = +alignedB;
     constants.WG_N = REGISTER_LANES;
     bindings.push(binding16(b));
     workgroups = [Math.ceil(N / (4 * REGISTER_LANES)), Math.ceil(M / REGISTER_ROWS), batch];

@@ -3,9 +3,12 @@
 // adapter kind.
 import type { Device } from '../gpu/device.ts';
 
-/** matmul kernels: 'register' (big register tiles; matmul_texture where subgroups exist) or 'shared' (workgroup-memory tiles) */
-export type KernelVariant = 'register' | 'shared';
-export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared'];
+/**
+ * matmul kernels: 'register' (big register tiles; matmul_texture where subgroups exist), 'shared'
+ * (workgroup-memory tiles) or 'subgroup4' (A shared by 4-lane subgroups, for SwiftShader)
+ */
+export type KernelVariant = 'register' | 'shared' | 'subgroup4';
+export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared', 'subgroup4'];
 
 /**
  * softmax attention (ops/attention.ts): 'unfused' (matmuls around a [B, H, S, S] score buffer, the
@@ -44,9 +47,11 @@ export function kernelVariants(device: Device): KernelVariants {
   let v = chosen.get(device);
   if (!v) {
     // Big register tiles without workgroup memory are ~5x faster on a CPU rasteriser, where barriers
-    // are expensive; real GPUs want shared-memory tiles.
+    // are expensive; real GPUs want shared-memory tiles. SwiftShader (Chromium's software adapter)
+    // gathers every load lane by lane: its kernel shares A across 4-lane subgroups (4x the register one).
+    const swiftShader = /swiftshader/i.test(device.description);
     v = {
-      matmul: envMatmulVariant() ?? (device.isCPU ? 'register' : 'shared'),
+      matmul: envMatmulVariant() ?? (swiftShader ? 'subgroup4' : device.isCPU ? 'register' : 'shared'),
       // On lavapipe the texture matmul around the score buffer measured faster than the fused texture
       // kernels (the autotune times both); GPUs want the fused kernels' tiles.
       attention: envAttentionVariant() ?? (device.isCPU ? 'unfused' : 'fused-tiles'),

@@ -19,6 +19,9 @@ import type { ViTForImageClassification } from '../vit/modeling.ts';
 import type { AdamW, AdamWState } from '../optim/adamw.ts';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { CONFIG_FILE, findCheckpointDir, readFileBytes, replacementDir } from '../io/files-node.ts';
+import { parsePreprocessing, preprocessorConfig, type Preprocessing } from './prediction.ts';
+
+export { parsePreprocessing, preprocessorConfig, type Preprocessing } from './prediction.ts';
 
 /** The trainer's checkpoints in out_dir: the latest (every epoch) and the best (by val_acc). */
 export const LAST_DIR = 'last';
@@ -78,45 +81,11 @@ export interface TrainerState {
   reason: 'epoch' | 'interrupt';
 }
 
-export interface Preprocessing {
-  imageSize: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-  /** centred fraction of the image side kept before resizing (1: none); `crop_pct` in the file */
-  cropPct: number;
-}
-
-/** HF's ViTImageProcessor config, so transformers' pipelines preprocess the same way. */
-export function preprocessorConfig(p: Preprocessing): Record<string, unknown> {
-  return {
-    image_processor_type: 'ViTImageProcessor',
-    do_resize: true,
-    size: { height: p.imageSize, width: p.imageSize },
-    resample: 2,
-    do_rescale: true,
-    rescale_factor: 1 / 255,
-    do_normalize: true,
-    image_mean: p.mean,
-    image_std: p.std,
-    // timm's / HF's name for the centre crop; ViTImageProcessor has no crop, so only when one is used
-    ...(p.cropPct < 1 ? { crop_pct: p.cropPct } : {}),
-  };
-}
-
 /** The preprocessing of a checkpoint folder; null when it has no preprocessor_config.json. */
 export function readPreprocessing(dir: string): Preprocessing | null {
   const path = join(dir, PREPROCESSOR_FILE);
   if (!existsSync(path)) return null;
-  const j = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
-  const size = j.size?.height ?? j.size?.shortest_edge ?? (typeof j.size === 'number' ? j.size : undefined);
-  const triple = (v: unknown, fallback: number): [number, number, number] =>
-    Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number') ? [v[0], v[1], v[2]] : [fallback, fallback, fallback];
-  return {
-    imageSize: typeof size === 'number' ? size : NaN,
-    mean: j.do_normalize === false ? [0, 0, 0] : triple(j.image_mean, 0.5),
-    std: j.do_normalize === false ? [1, 1, 1] : triple(j.image_std, 0.5),
-    cropPct: typeof j.crop_pct === 'number' && j.crop_pct > 0 && j.crop_pct <= 1 ? j.crop_pct : 1,
-  };
+  return parsePreprocessing(JSON.parse(readFileSync(path, 'utf8')));
 }
 
 /** The optimizer's moments as safetensors, named after the parameters. */

@@ -1,5 +1,6 @@
 // Using a trained checkpoint: load it with its preprocessing, predict image files, attention rollout
-// heat maps, and evaluation of a labelled folder (per-class counts and a confusion matrix).
+// heat maps, and evaluation of a labelled folder (per-class counts and a confusion matrix). The
+// platform-neutral parts (preprocessing, rollout, overlay) are in prediction.ts, shared with the web demo.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -10,12 +11,13 @@ import { ViTForImageClassification } from '../vit/modeling.ts';
 import { loadStateDict } from '../vit/pretrained.ts';
 import { readCheckpointDir } from '../io/files-node.ts';
 import { decodeFile, type RgbImage } from '../data/decode.ts';
-import { resizeRgb, resizeSquare } from '../data/resize.ts';
-import { centerCropRect, sampleToTensor } from '../data/augment.ts';
 import { scanDataset } from '../data/layouts.ts';
 import { ImageLoader, defaultCacheSize } from '../data/loader.ts';
 import { findCheckpointDir } from '../io/files-node.ts';
 import { BEST_DIR, LAST_DIR, classKey, readPreprocessing, type Preprocessing } from './checkpoint.ts';
+import { attentionGrid, attentionOverlay, imageToInput, modelPreprocessing } from './prediction.ts';
+
+export { attentionRollout, modelView } from './prediction.ts';
 
 export interface Classifier {
   model: ViTForImageClassification;
@@ -43,7 +45,7 @@ export async function loadClassifier(dir: string, opts: { cropPct?: number } = {
   const model = await loadTrainedModel(ckpt);
   const size = model.config.imageHW[0];
   const read = readPreprocessing(ckpt);
-  const preprocessing: Preprocessing = read ? { ...read, imageSize: size } : { imageSize: size, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], cropPct: 1 };
+  const preprocessing = modelPreprocessing(read, size);
   if (opts.cropPct !== undefined) {
     if (!(opts.cropPct > 0 && opts.cropPct <= 1)) throw new RangeError(`crop_pct must be in (0, 1], got ${opts.cropPct}`);
     preprocessing.cropPct = opts.cropPct;
@@ -106,17 +108,15 @@ export type PredictResult = Prediction | { path: string; error: string };
  * validation). A file that cannot be decoded gets { path, error } instead of a prediction.
  */
 export async function predictImages(c: Classifier, paths: string[], opts: { attention?: boolean; batchSize?: number } = {}): Promise<PredictResult[]> {
-  const { imageSize: S, mean, std, cropPct } = c.preprocessing;
+  const S = c.preprocessing.imageSize;
   const per = 3 * S * S;
-  // as the evaluation loader does: resize to its cache side, then the centre crop resized to S
-  const cacheSide = defaultCacheSize(S, cropPct < 1);
   const scratch = new Float32Array(per);
   const results: PredictResult[] = [];
   const inputs: { path: string; pixels: Float32Array; slot: number }[] = [];
   for (const path of paths) {
     try {
       const pixels = new Float32Array(per);
-      sampleToTensor(resizeSquare(decodeFile(path), cacheSide), S, mean, std, pixels, 0, null, null, scratch, cropPct);
+      imageToInput(decodeFile(path), c.preprocessing, pixels, 0, scratch);
       inputs.push({ path, pixels, slot: results.length });
       results.push({ path, error: 'not predicted' });
     } catch (e) {
@@ -147,10 +147,7 @@ export async function predictImages(c: Classifier, paths: string[], opts: { atte
       const pred: Prediction = { path: it.path, label: c.labels[index] ?? String(index), index, probability: row[index], probabilities: row };
       if (opts.attention && layers.length) {
         // one image per forward here: each layer is [1, heads, T, T]
-        const heads = c.model.config.num_attention_heads;
-        const tokens = Math.round(Math.sqrt(layers[0].length / heads));
-        const side = Math.round(Math.sqrt(tokens - 1));
-        pred.attention = { grid: attentionRollout(layers, heads, tokens), rows: side, cols: side };
+        pred.attention = attentionGrid(layers, c.model.config.num_attention_heads);
       }
       results[it.slot] = pred;
     });
@@ -159,86 +156,13 @@ export async function predictImages(c: Classifier, paths: string[], opts: { atte
 }
 
 /**
- * Attention rollout (Abnar & Zuidema 2020) for one image: per layer average the heads, add the
- * identity (the residual path) and renormalise the rows, multiply the layers together, then take
- * the CLS token's row over the patch tokens. Each layer is [heads, T, T]; returns T - 1 values
- * scaled to 0..1.
- */
-export function attentionRollout(layers: readonly Float32Array[], heads: number, tokens: number): Float32Array {
-  const T = tokens;
-  let rollout = new Float64Array(T * T);
-  for (let i = 0; i < T; i++) rollout[i * T + i] = 1;
-  for (const probs of layers) {
-    const a = new Float64Array(T * T);
-    for (let h = 0; h < heads; h++) for (let j = 0; j < T * T; j++) a[j] += probs[h * T * T + j] / heads;
-    for (let i = 0; i < T; i++) {
-      a[i * T + i] += 1;
-      let sum = 0;
-      for (let j = 0; j < T; j++) sum += a[i * T + j];
-      for (let j = 0; j < T; j++) a[i * T + j] /= sum;
-    }
-    // rollout = a @ rollout (later layers on the left)
-    const next = new Float64Array(T * T);
-    for (let i = 0; i < T; i++) {
-      for (let k = 0; k < T; k++) {
-        const w = a[i * T + k];
-        if (w === 0) continue;
-        for (let j = 0; j < T; j++) next[i * T + j] += w * rollout[k * T + j];
-      }
-    }
-    rollout = next;
-  }
-  const cls = rollout.subarray(1, T);
-  let lo = Infinity, hi = -Infinity;
-  for (const v of cls) {
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  }
-  return Float32Array.from(cls, (v) => (hi > lo ? (v - lo) / (hi - lo) : 0));
-}
-
-/** A blue-cyan-yellow-red colour map (jet-like) for t in 0..1. */
-function heatColor(t: number): [number, number, number] {
-  const c = (x: number) => Math.round(255 * Math.max(0, Math.min(1, x)));
-  return [c(1.5 - Math.abs(4 * t - 3)), c(1.5 - Math.abs(4 * t - 2)), c(1.5 - Math.abs(4 * t - 1))];
-}
-
-/** The part of an image the model sees: its centred crop (the whole image without one). */
-export function modelView(image: RgbImage, p: Preprocessing): RgbImage {
-  if (p.cropPct >= 1) return image;
-  const r = centerCropRect(image.width, image.height, p.cropPct);
-  return { width: r.width, height: r.height, data: resizeRgb(image, r.width, r.height, r) };
-}
-
-/**
  * The image (its longer side at most maxSide, at least 224) with the attention grid upsampled
  * bilinearly over it as a heat map; PNG bytes.
  */
 export function attentionOverlayPng(image: RgbImage, grid: Float32Array, rows: number, cols: number, opts: { maxSide?: number; alpha?: number } = {}): Uint8Array {
-  const maxSide = opts.maxSide ?? 512, alpha = opts.alpha ?? 0.6;
-  const scale = Math.max(224, Math.min(maxSide, Math.max(image.width, image.height))) / Math.max(image.width, image.height);
-  const W = Math.max(1, Math.round(image.width * scale)), H = Math.max(1, Math.round(image.height * scale));
-  const rgb = W === image.width && H === image.height ? image.data : resizeRgb(image, W, H);
-  const png = new PNG({ width: W, height: H });
-  const sample = (gy: number, gx: number) => {
-    // bilinear between patch centres, clamped at the borders
-    const y = Math.min(Math.max(gy - 0.5, 0), rows - 1), x = Math.min(Math.max(gx - 0.5, 0), cols - 1);
-    const y0 = Math.floor(y), x0 = Math.floor(x), y1 = Math.min(rows - 1, y0 + 1), x1 = Math.min(cols - 1, x0 + 1);
-    const ty = y - y0, tx = x - x0;
-    const top = grid[y0 * cols + x0] * (1 - tx) + grid[y0 * cols + x1] * tx;
-    const bottom = grid[y1 * cols + x0] * (1 - tx) + grid[y1 * cols + x1] * tx;
-    return top * (1 - ty) + bottom * ty;
-  };
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      const t = sample(((y + 0.5) / H) * rows, ((x + 0.5) / W) * cols);
-      const heat = heatColor(t);
-      const i = y * W + x;
-      const a = alpha * (0.3 + 0.7 * t); // cool regions let the photo show through
-      for (let ch = 0; ch < 3; ch++) png.data[4 * i + ch] = Math.round((1 - a) * rgb[3 * i + ch] + a * heat[ch]);
-      png.data[4 * i + 3] = 255;
-    }
-  }
+  const { width, height, data } = attentionOverlay(image, grid, rows, cols, opts);
+  const png = new PNG({ width, height });
+  png.data.set(data);
   return new Uint8Array(PNG.sync.write(png));
 }
 

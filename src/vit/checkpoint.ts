@@ -80,7 +80,7 @@ export function memoryFiles(files: CheckpointSource & object, location = 'the gi
   else for (const [k, v] of Object.entries(files as Record<string, FileLike>)) byName.set(k, v);
   return {
     location,
-    path: (name) => `${name} (in ${location})`,
+    path: (name) => `${location}/${name}`,
     async read(name) {
       const f = byName.get(name);
       if (f === undefined) return null;
