@@ -1,9 +1,11 @@
 // Bundled by test/browser.test.ts and run in Chromium: the golden case's forward and backward in the
 // page, every output and gradient returned for Node to compare with the golden files.
 /// <reference lib="dom" />
-import { Device, MATMUL_VARIANTS, Tensor, autotune, tidy } from '../src/index.ts';
+import { ATTENTION_VARIANTS, Device, MATMUL_VARIANTS, Tensor, autotune, tidy } from '../src/index.ts';
+import { attention, attentionKernel } from '../src/ops/attention.ts';
+import { setKernelVariants, kernelVariants } from '../src/ops/variants.ts';
 import { matmulRaw } from '../src/ops/matmul.ts';
-import { MATMUL_CASES, testValues } from './browser-cases.ts';
+import { ATTENTION_CASE, MATMUL_CASES, testValues } from './browser-cases.ts';
 import { loadCheckpoint } from '../examples/web/demo.ts';
 import { parseSafetensors } from '../src/io/safetensors.ts';
 
@@ -38,8 +40,14 @@ async function golden(base: string): Promise<Record<string, number[]>> {
   return out;
 }
 
-/** Every matmul variant at every transpose of MATMUL_CASES (with bias), then the autotune's choice. */
-async function variants(): Promise<{ outputs: Record<string, number[]>; autotune: { variant: string; ms: Record<string, number> } }> {
+/**
+ * Every matmul variant at every transpose of MATMUL_CASES (with bias); every attention variant (forward
+ * and the three gradients of ATTENTION_CASE, and the kernel that actually ran: a fused one the adapter
+ * cannot run falls back); then the autotune's choices.
+ */
+async function variants(): Promise<{
+  outputs: Record<string, number[]>; ran: Record<string, string>; autotune: { variant: string; ms: Record<string, number>; attention: string | null };
+}> {
   const device = Device.hasDefault ? Device.default : await Device.create();
   const outputs: Record<string, number[]> = {};
   for (const variant of MATMUL_VARIANTS) {
@@ -59,8 +67,28 @@ async function variants(): Promise<{ outputs: Record<string, number[]>; autotune
       }
     }
   }
+  const ran: Record<string, string> = {};
+  const { batch, seq, heads, headDim } = ATTENTION_CASE;
+  const before = kernelVariants(device);
+  try {
+    for (const variant of ATTENTION_VARIANTS) {
+      setKernelVariants(device, { attention: variant });
+      ran[variant] = attentionKernel(device, { seq, heads, headDim });
+      await tidy(async () => {
+        const n = batch * seq * heads * headDim;
+        const [q, k, v] = [1, 2, 3].map((s) => Tensor.fromArray(testValues(n, s), [batch, seq, heads * headDim], { requiresGrad: true }));
+        const { context } = attention(q, k, v, { heads });
+        context.backward(Tensor.fromArray(testValues(n, 4), context.shape));
+        for (const [name, t] of [['context', context], ['dq', q.grad!], ['dk', k.grad!], ['dv', v.grad!]] as const) {
+          outputs[`attention ${variant} ${name}`] = Array.from(await t.toArray());
+        }
+      });
+    }
+  } finally {
+    setKernelVariants(device, before);
+  }
   const r = await autotune(device, { cache: null });
-  return { outputs, autotune: { variant: r!.matmulVariant, ms: r!.ms as Record<string, number> } };
+  return { outputs, ran, autotune: { variant: r!.matmulVariant, ms: r!.ms as Record<string, number>, attention: r!.attention?.attentionVariant ?? null } };
 }
 
 Object.assign(window, { golden, variants });

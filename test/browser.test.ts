@@ -18,9 +18,10 @@ import { buildWeb, REPO_DIR } from '../examples/web/build.ts';
 import { startServer } from '../examples/web/server.ts';
 import { launchChromium } from '../examples/web/chromium.ts';
 import { assertClose, SHARED } from './helpers.ts';
-import { MATMUL_CASES, testValues } from './browser-cases.ts';
+import { ATTENTION_CASE, MATMUL_CASES, testValues } from './browser-cases.ts';
 import { matmulRef } from '../src/ref/matmul.ts';
-import { MATMUL_VARIANTS } from '../src/ops/variants.ts';
+import { ATTENTION_VARIANTS, MATMUL_VARIANTS } from '../src/ops/variants.ts';
+import { attentionBackwardRef, attentionForwardRef } from '../src/ref/attention.ts';
 
 const OUT = join(REPO_DIR, '.cache', 'browser-test');
 const GOLDEN = join(SHARED, 'golden', 'vit-micro');
@@ -151,13 +152,15 @@ test('golden vit-micro in the page: forward, attentions and every gradient withi
   }
 });
 
-test('every matmul variant is right on SwiftShader, and its autotune picks subgroup4', async () => {
+test('every matmul and attention variant is right on SwiftShader, and its autotune picks subgroup4', async () => {
   const p2 = await browser!.newPage();
   try {
     await p2.goto(`${server!.url}blank.html`);
     await p2.addScriptTag({ url: '/golden.js', type: 'module' });
     await p2.waitForFunction(() => 'variants' in window);
-    const got = await p2.evaluate(() => (window as any).variants()) as { outputs: Record<string, number[]>; autotune: { variant: string; ms: Record<string, number> } };
+    const got = await p2.evaluate(() => (window as any).variants()) as {
+      outputs: Record<string, number[]>; ran: Record<string, string>; autotune: { variant: string; ms: Record<string, number>; attention: string | null };
+    };
     for (const variant of MATMUL_VARIANTS) {
       let seed = 1;
       for (const [M, K, N, batch] of MATMUL_CASES) {
@@ -170,7 +173,21 @@ test('every matmul variant is right on SwiftShader, and its autotune picks subgr
         }
       }
     }
+    const shape = { ...ATTENTION_CASE, scale: 1 / Math.sqrt(ATTENTION_CASE.headDim) };
+    const n = shape.batch * shape.seq * shape.heads * shape.headDim;
+    const [q, k, v, dC] = [1, 2, 3, 4].map((s) => testValues(n, s));
+    const fwd = attentionForwardRef(q, k, v, shape), bwd = attentionBackwardRef(q, k, v, dC, shape);
+    for (const variant of ATTENTION_VARIANTS) {
+      // fused-texture needs 8-lane subgroups; SwiftShader's are 4 lanes, so today's path runs for it
+      assert.ok(ATTENTION_VARIANTS.includes(got.ran[variant] as never), `attention ${variant} ran ${got.ran[variant]}`);
+      assertClose(`page attention ${variant} context`, got.outputs[`attention ${variant} context`], fwd.context, { relL2: 1e-5, nmax: 1e-5 });
+      for (const g of ['dq', 'dk', 'dv'] as const) {
+        assertClose(`page attention ${variant} ${g}`, got.outputs[`attention ${variant} ${g}`], bwd[g], { relL2: 5e-5, nmax: 5e-5 });
+      }
+    }
+    assert.is(got.ran['fused-tiles'], 'fused-tiles', 'the GPU tile kernel runs on SwiftShader');
     assert.is(got.autotune.variant, 'subgroup4', `autotune: ${JSON.stringify(got.autotune)}`);
+    assert.ok(got.autotune.attention === 'unfused' || got.autotune.attention === 'fused-tiles', `attention autotune: ${got.autotune.attention}`);
   } finally {
     await p2.close();
   }

@@ -6,7 +6,7 @@
 import type { Device } from '../gpu/device.ts';
 import { Tensor, tidy } from '../tensor.ts';
 import { matmulRaw } from './matmul.ts';
-import { attention } from './attention.ts';
+import { attention, attentionKernel } from './attention.ts';
 import {
   ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, setKernelVariants, variantForcedByEnv, kernelVariants, type AttentionVariant, type KernelVariant,
 } from './variants.ts';
@@ -207,9 +207,14 @@ function attentionShapesFor(device: Device): AttentionShape[] {
   return [{ batch: 1, seq: 197, heads, headDim: 64 }, { batch: 1, seq: 577, heads, headDim: 64 }];
 }
 
-/** The candidates on this adapter: the texture kernels are for CPU rasterisers, the tiles for GPUs. */
+/**
+ * The candidates on this adapter: the texture kernels are for CPU rasterisers, the tiles for GPUs; a
+ * fused kernel the adapter cannot run at the measured shapes (the texture one without 8-lane subgroups,
+ * e.g. SwiftShader's 4) would only time today's path under another name, so it is left out.
+ */
 export function attentionCandidates(device: Device): AttentionVariant[] {
-  return ATTENTION_VARIANTS.filter((v) => v === 'unfused' || v === (device.isCPU ? 'fused-texture' : 'fused-tiles'));
+  return ATTENTION_VARIANTS.filter((v) => v === 'unfused' || (v === (device.isCPU ? 'fused-texture' : 'fused-tiles')
+    && attentionShapesFor(device).every((s) => attentionKernel(device, s, v) === v)));
 }
 
 const attentionShapeName = (s: AttentionShape) => `B${s.batch} S${s.seq} H${s.heads} hd${s.headDim}`;
