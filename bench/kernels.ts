@@ -10,7 +10,7 @@
 //        --reps <n>  --no-subgroups (the register variant without the texture kernel, which needs subgroups)
 //        --json (last line: { adapter, ceilings, kernels: [...] })
 import { Device } from '../src/gpu/device.ts';
-import { kernelVariants, setKernelVariants, type AttentionVariant, type KernelVariant } from '../src/ops/variants.ts';
+import { LONG_SEQUENCE, kernelVariants, setKernelVariants, type AttentionVariant, type KernelVariant } from '../src/ops/variants.ts';
 import { Tensor, tidy, keep } from '../src/tensor.ts';
 import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
@@ -687,8 +687,8 @@ const tuned = forcedVariant ? null : await autotune(device);
 log(`adapter: ${device.description}`);
 log(`timing: ${device.canTime ? 'GPU timestamp queries' : 'submit-and-wait wall clock'}; matmul variant in use: ${kernelVariants(device).matmul}` +
   (tuned ? ` (autotune ${tuned.source}: ${Object.entries(tuned.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : '') +
-  `; attention variant in use: ${kernelVariants(device).attention}` +
-  (tuned?.attention ? ` (autotune ${tuned.attention.source}: ${Object.entries(tuned.attention.ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')})` : ''));
+  `; attention variant in use: ${kernelVariants(device).attention} (past ${LONG_SEQUENCE} tokens: ${kernelVariants(device).attentionLong})` +
+  (tuned?.attention ? ` (autotune ${tuned.attention.source}: ${[tuned.attention.ms, tuned.attention.msLong].map((ms) => Object.entries(ms).map(([k, v]) => `${k} ${fmt(v as number, 1)} ms`).join(', ')).join(' | ')})` : ''));
 const ceilings = await measureCeilings(device);
 log(`ceilings: FMA probe ${fmt(ceilings.gflops)} GFLOP/s, copy ${fmt(ceilings.gbps, 2)} GB/s (${ceilings.source})\n`);
 
@@ -698,9 +698,11 @@ const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
 const defaultVariant = kernelVariants(device).matmul;
 const defaultThreads = layerNormConfig.threadsPerRow;
-const defaultAttention = kernelVariants(device).attention;
+const { attention: defaultAttention, attentionLong: defaultAttentionLong } = kernelVariants(device);
 for (const c of cases()) {
-  setKernelVariants(device, { matmul: c.matmulVariant ?? defaultVariant, attention: c.attentionVariant ?? defaultAttention });
+  setKernelVariants(device, {
+    matmul: c.matmulVariant ?? defaultVariant, attention: c.attentionVariant ?? defaultAttention, attentionLong: c.attentionVariant ?? defaultAttentionLong,
+  });
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
   const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
@@ -742,7 +744,7 @@ for (const c of cases()) {
     `${row.gflops != null ? `  ${fmt(row.gflops).padStart(6)} GFLOP/s (${fmt(row.pct_fma, 0)}% FMA)` : ''}` +
     `${row.gbps != null ? `  ${fmt(row.gbps, 2).padStart(6)} GB/s (${fmt(row.pct_copy, 0)}% copy)` : ''}  ${row.check.split(' (')[0]}`);
 }
-setKernelVariants(device, { matmul: defaultVariant, attention: defaultAttention });
+setKernelVariants(device, { matmul: defaultVariant, attention: defaultAttention, attentionLong: defaultAttentionLong });
 layerNormConfig.threadsPerRow = defaultThreads;
 const cpuUsed = process.cpuUsage(cpu0);
 const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);

@@ -295,6 +295,8 @@ if (json) {
     config: { ...cfg, label, params },
     adapter: adapterInfo(device),
     autotune: tuned ? { variant: tuned.matmulVariant, source: tuned.source, ms: tuned.ms } : null,
+    kernel_variants: kernelVariants(device),
+    attention_autotune: tuned?.attention ? { short: tuned.attention.attentionVariant, long: tuned.attention.attentionLongVariant, ms: tuned.attention.ms, ms_long: tuned.attention.msLong } : null,
     train_img_s: trainImgS,
     infer_img_s: inferImgS,
     first_step_s: firstStepS,

@@ -7,7 +7,7 @@ export { registerPlatform, type Platform } from './gpu/platform.ts';
 export { Tensor, tidy, keep, disposeOnThrow } from './tensor.ts';
 export { noGrad, isGradEnabled } from './autograd.ts';
 export {
-  kernelVariants, setKernelVariants, MATMUL_VARIANTS, ATTENTION_VARIANTS, type KernelVariant, type AttentionVariant, type KernelVariants,
+  kernelVariants, setKernelVariants, MATMUL_VARIANTS, ATTENTION_VARIANTS, LONG_SEQUENCE, type KernelVariant, type AttentionVariant, type KernelVariants,
 } from './ops/variants.ts';
 export {
   autotune, autotuneMatmul, autotuneAttention, lastAutotune, lastAttentionAutotune, setDefaultAutotuneCache,

@@ -11,7 +11,8 @@ import {
   type AttentionAutotuneEntry, type AutotuneCache, type AutotuneEntry,
 } from '../src/ops/autotune.ts';
 import { nodeAutotuneCache } from '../src/ops/autotune-cache-node.ts';
-import { ATTENTION_VARIANTS, MATMUL_VARIANTS, envAttentionVariant, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
+import { ATTENTION_VARIANTS, LONG_SEQUENCE, MATMUL_VARIANTS, envAttentionVariant, kernelVariants, setKernelVariants } from '../src/ops/variants.ts';
+import { attentionKernel } from '../src/ops/attention.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vitcats-autotune-'));
 
@@ -111,8 +112,9 @@ test('VITCATS_MATMUL_VARIANT wins over the autotune, and a wrong value is an err
   }
 });
 
-const attentionEntry = (variant: AttentionAutotuneEntry['attentionVariant']): AttentionAutotuneEntry => ({
-  attentionVariant: variant, ms: { [variant]: 1 }, shapes: ['B1 S8 H1 hd8'], measuredAt: new Date(0).toISOString(),
+const attentionEntry = (variant: AttentionAutotuneEntry['attentionVariant'], long = variant): AttentionAutotuneEntry => ({
+  attentionVariant: variant, attentionLongVariant: long, ms: { [variant]: 1 }, msLong: { [long]: 1 },
+  shapes: ['B1 S8 H1 hd8', 'B1 S400 H1 hd8'], measuredAt: new Date(0).toISOString(),
 });
 
 test('attention: the candidates are per adapter, a cache hit sets its variant without measuring', async () => {
@@ -122,13 +124,21 @@ test('attention: the candidates are per adapter, a cache hit sets its variant wi
     const candidates = attentionCandidates(device);
     assert.equal(candidates, ['unfused', device.isCPU ? 'fused-texture' : 'fused-tiles']);
     for (const variant of candidates) {
-      const cache = memoryCache({ [attentionAutotuneKey(device)]: attentionEntry(variant) });
+      const other = candidates.find((c) => c !== variant)!;
+      const cache = memoryCache({ [attentionAutotuneKey(device)]: attentionEntry(variant, other) });
       const r = await autotuneAttention(device, { cache });
       assert.is(r.source, 'cache');
       assert.is(cache.writes, 0);
       assert.is(kernelVariants(device).attention, variant);
+      assert.is(kernelVariants(device).attentionLong, other);
       assert.is(lastAttentionAutotune(device)?.attentionVariant, variant);
+      // the length picks the variant: up to LONG_SEQUENCE tokens one, past it the other
+      assert.is(attentionKernel(device, { seq: LONG_SEQUENCE, heads: 2, headDim: 8 }), variant);
+      assert.is(attentionKernel(device, { seq: LONG_SEQUENCE + 1, heads: 2, headDim: 8 }), other);
     }
+    // an entry of before the per-length choice is measured again, not taken
+    const old = memoryCache({ [attentionAutotuneKey(device)]: { ...attentionEntry('unfused'), attentionLongVariant: undefined } as never });
+    assert.is((await autotuneAttention(device, { cache: old })).source, 'measured');
     // the matmul and attention choices live under different keys
     assert.is.not(attentionAutotuneKey(device), autotuneKey(device));
   } finally {
@@ -147,9 +157,11 @@ test('attention: measuring times the candidates (a cached non-candidate does not
     const seconds = (performance.now() - t0) / 1000;
     assert.is(r.source, 'measured');
     assert.ok(attentionCandidates(device).includes(r.attentionVariant));
-    const times = attentionCandidates(device).filter((v) => !r.abandoned?.includes(v)).map((v) => r.ms[v]!);
-    assert.is(r.ms[r.attentionVariant], Math.min(...times));
+    const live = attentionCandidates(device).filter((v) => !r.abandoned?.includes(v));
+    assert.is(r.ms[r.attentionVariant], Math.min(...live.map((v) => r.ms[v]!)));
+    assert.is(r.msLong[r.attentionLongVariant], Math.min(...live.map((v) => r.msLong[v]!)));
     assert.is(kernelVariants(device).attention, r.attentionVariant);
+    assert.is(kernelVariants(device).attentionLong, r.attentionLongVariant);
     assert.is((cache.data[r.key] as AttentionAutotuneEntry).attentionVariant, r.attentionVariant);
     assert.ok(seconds < 30, `attention autotune took ${seconds.toFixed(1)} s`);
   } finally {

@@ -8,7 +8,7 @@ import { Tensor } from '../tensor.ts';
 import type { Device } from '../gpu/device.ts';
 import { record } from '../autograd.ts';
 import { matmulKernel, matmulRaw } from './matmul.ts';
-import { kernelVariants, type AttentionVariant } from './variants.ts';
+import { LONG_SEQUENCE, kernelVariants, type AttentionVariant } from './variants.ts';
 import { scratchTextures, type ScratchTexture } from './scratch-textures.ts';
 import { wgsl } from '../gpu/wgsl.generated.ts';
 import { shaderConstant } from '../gpu/shaders.ts';
@@ -251,7 +251,8 @@ const textureRows = (device: Device) => fusedAttentionConfig.textureRows || devi
  * rows of one batch item past the textures' height.
  */
 export function attentionKernel(
-  device: Device, d: { seq: number; heads: number; headDim: number }, variant: AttentionVariant = kernelVariants(device).attention,
+  device: Device, d: { seq: number; heads: number; headDim: number },
+  variant: AttentionVariant = d.seq > LONG_SEQUENCE ? kernelVariants(device).attentionLong : kernelVariants(device).attention,
 ): AttentionVariant {
   if (variant === 'unfused' || d.headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
   if (variant === 'fused-texture') {

@@ -30,9 +30,14 @@ export interface AutotuneResult extends AutotuneEntry {
 }
 
 export interface AttentionAutotuneEntry {
+  /** the choice up to LONG_SEQUENCE tokens (measured at 197) */
   attentionVariant: AttentionVariant;
-  /** summed best time (ms) of forward + backward of each candidate over the shapes */
+  /** the choice past LONG_SEQUENCE tokens (measured at 577) */
+  attentionLongVariant: AttentionVariant;
+  /** best time (ms) of forward + backward of each candidate at the short shape */
   ms: Partial<Record<AttentionVariant, number>>;
+  /** the same at the long shape */
+  msLong: Partial<Record<AttentionVariant, number>>;
   /** candidates abandoned part-way (3x behind the best): their `ms` covers fewer shapes */
   abandoned?: AttentionVariant[];
   shapes: string[];
@@ -251,28 +256,32 @@ async function timeAttention(device: Device, s: AttentionShape, reps: number): P
   });
 }
 
-/** Times each candidate's forward + backward on each shape (best of a few runs). */
+/** Times each candidate's forward + backward at the short and the long shape (best of a few runs); picks per length. */
 export async function measureAttentionVariants(device: Device, shapes = attentionShapesFor(device)): Promise<AttentionAutotuneEntry> {
   const candidates = attentionCandidates(device);
-  const before = kernelVariants(device).attention;
-  const ms: Partial<Record<AttentionVariant, number>> = {};
+  const before = kernelVariants(device);
+  const [short, long] = shapes;
+  const timed: Partial<Record<AttentionVariant, number>>[] = [{}, {}];
   const abandoned: AttentionVariant[] = [];
   try {
     for (const variant of candidates) {
-      setKernelVariants(device, { attention: variant });
-      let total = 0;
-      for (const s of shapes) {
-        total += await timeAttention(device, s, 2);
-        if (total > 3 * Math.min(...Object.values(ms))) { abandoned.push(variant); break; }
+      setKernelVariants(device, { attention: variant, attentionLong: variant });
+      for (const [i, s] of [short, long].entries()) {
+        const ms = await timeAttention(device, s, 2);
+        timed[i][variant] = ms;
+        // 3x behind the best at the short shape: it cannot win the long one either in time worth spending
+        if (i === 0 && ms > 3 * Math.min(...Object.values(timed[0]))) { abandoned.push(variant); break; }
       }
-      ms[variant] = total;
     }
   } finally {
-    setKernelVariants(device, { attention: before });
+    setKernelVariants(device, before);
   }
-  const score = (v: AttentionVariant) => (abandoned.includes(v) ? Infinity : ms[v] ?? Infinity);
-  const attentionVariant = candidates.reduce((a, b) => (score(b) < score(a) ? b : a));
-  return { attentionVariant, ms, abandoned, shapes: shapes.map(attentionShapeName), measuredAt: new Date().toISOString() };
+  const pick = (ms: Partial<Record<AttentionVariant, number>>) =>
+    candidates.reduce((a, b) => ((ms[b] ?? Infinity) < (ms[a] ?? Infinity) ? b : a));
+  return {
+    attentionVariant: pick(timed[0]), attentionLongVariant: pick(timed[1]), ms: timed[0], msLong: timed[1], abandoned,
+    shapes: shapes.map(attentionShapeName), measuredAt: new Date().toISOString(),
+  };
 }
 
 const attentionResults = new WeakMap<Device, AttentionAutotuneResult>();
@@ -288,7 +297,8 @@ export async function autotuneAttention(device: Device, opts: AutotuneOptions = 
   const key = attentionAutotuneKey(device);
   const cached = opts.refresh ? null : cache?.read(key);
   let result: AttentionAutotuneResult;
-  if (cached && 'attentionVariant' in cached && attentionCandidates(device).includes(cached.attentionVariant)) {
+  const candidates = attentionCandidates(device);
+  if (cached && 'attentionLongVariant' in cached && candidates.includes(cached.attentionVariant) && candidates.includes(cached.attentionLongVariant)) {
     result = { ...cached, source: 'cache', key };
   } else {
     const entry = await measureAttentionVariants(device);
@@ -300,6 +310,6 @@ export async function autotuneAttention(device: Device, opts: AutotuneOptions = 
     result = { ...entry, source: 'measured', key };
   }
   attentionResults.set(device, result);
-  setKernelVariants(device, { attention: result.attentionVariant });
+  setKernelVariants(device, { attention: result.attentionVariant, attentionLong: result.attentionLongVariant });
   return result;
 }

@@ -18,9 +18,15 @@ export const MATMUL_VARIANTS: readonly KernelVariant[] = ['register', 'shared', 
 export type AttentionVariant = 'unfused' | 'fused-tiles' | 'fused-texture';
 export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['unfused', 'fused-tiles', 'fused-texture'];
 
+/** Sequences longer than this many tokens use `attentionLong` (the kernels' ranking can flip with length). */
+export const LONG_SEQUENCE = 384;
+
 export interface KernelVariants {
   matmul: KernelVariant;
+  /** attention up to LONG_SEQUENCE tokens */
   attention: AttentionVariant;
+  /** attention past LONG_SEQUENCE tokens (setting only `attention` sets both) */
+  attentionLong: AttentionVariant;
 }
 
 const chosen = new WeakMap<Device, KernelVariants>();
@@ -50,12 +56,10 @@ export function kernelVariants(device: Device): KernelVariants {
     // are expensive; real GPUs want shared-memory tiles. SwiftShader (Chromium's software adapter)
     // gathers every load lane by lane: its kernel shares A across 4-lane subgroups (4x the register one).
     const swiftShader = /swiftshader/i.test(device.description);
-    v = {
-      matmul: envMatmulVariant() ?? (swiftShader ? 'subgroup4' : device.isCPU ? 'register' : 'shared'),
-      // On lavapipe the texture matmul around the score buffer measured faster than the fused texture
-      // kernels (the autotune times both); GPUs want the fused kernels' tiles.
-      attention: envAttentionVariant() ?? (device.isCPU ? 'unfused' : 'fused-tiles'),
-    };
+    // On lavapipe the texture matmul around the score buffer measured faster than the fused texture
+    // kernels at 577 tokens, slower at 197 (the autotune times both per length); GPUs want the fused tiles.
+    const attention = envAttentionVariant() ?? (device.isCPU ? 'unfused' : 'fused-tiles');
+    v = { matmul: envMatmulVariant() ?? (swiftShader ? 'subgroup4' : device.isCPU ? 'register' : 'shared'), attention, attentionLong: attention };
     chosen.set(device, v);
   }
   return v;
@@ -64,6 +68,6 @@ export function kernelVariants(device: Device): KernelVariants {
 /** Sets some variants for this device; returns the previous ones (tests restore them). */
 export function setKernelVariants(device: Device, v: Partial<KernelVariants>): KernelVariants {
   const before = { ...kernelVariants(device) };
-  chosen.set(device, { ...before, ...v });
+  chosen.set(device, { ...before, ...(v.attention && !v.attentionLong ? { attentionLong: v.attention } : {}), ...v });
   return before;
 }
