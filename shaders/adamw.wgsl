@@ -23,10 +23,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<f32>;
 
 override WG: u32 = 256;
+#include "grid.wgsl"
 
 @compute @workgroup_size(WG)
 fn adamw_step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = flat_index(gid, nwg);
   if (i >= params.n) { return; }
   let g = grad[i];
   let p = param[i] * params.decay;

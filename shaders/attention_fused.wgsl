@@ -236,6 +236,7 @@ fn backward_dkdv_tiles(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocati
 
 // ---- shared by both variants ----------------------------------------------------------------------
 override WG: u32 = 64;
+#include "grid.wgsl"
 
 @group(0) @binding(1) var<storage, read> context_in: array<f32>;
 @group(0) @binding(2) var<storage, read> d_out_in: array<f32>;
@@ -244,7 +245,7 @@ override WG: u32 = 64;
 // D = rowsum(dO * context) into the second half of each row's stats, one [B, H, S] row per invocation.
 @compute @workgroup_size(WG)
 fn attention_delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * WG;
+  let row = flat_index(gid, nwg);
   if (row >= p.rows) { return; }
   let i = row % p.seq;
   let bh = row / p.seq;
@@ -260,7 +261,7 @@ fn attention_delta(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workg
 // The returned probabilities p' [B, H, S, S] from q, k and the log-sum-exp, one element per invocation.
 @compute @workgroup_size(WG)
 fn attention_probs(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let flat = gid.x + gid.y * nwg.x * WG;
+  let flat = flat_index(gid, nwg);
   let row = flat / p.seq;
   if (row >= p.rows) { return; }
   let j = flat % p.seq;

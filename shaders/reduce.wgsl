@@ -12,6 +12,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 override WG: u32 = 64;
+#include "grid.wgsl"
 
 // One thread per column, rows summed sequentially (in order, like a float32 reference loop).
 @compute @workgroup_size(WG)
@@ -47,7 +48,7 @@ fn sum_all(@builtin(local_invocation_id) lid: vec3u) {
 // broadcast_rows: out[r, c] = alpha * x[c] (backward of sum_rows)
 @compute @workgroup_size(WG)
 fn broadcast_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = flat_index(gid, nwg);
   if (i >= params.rows * params.cols) { return; }
   out[i] = params.alpha * x[i % params.cols];
 }

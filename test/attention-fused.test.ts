@@ -3,8 +3,9 @@
 // mask and returned probabilities as the unfused path, finite differences, run-to-run bit equality, the
 // texture kernels' batch runs, and the fallbacks to the unfused path.
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { Tensor, tidy } from '../src/tensor.ts';
-import { attention, attentionKernel, fusedAttentionConfig, type AttentionOptions } from '../src/ops/attention.ts';
+import { attention, attentionKernel, attentionScoreBytes, fusedAttentionConfig, type AttentionOptions } from '../src/ops/attention.ts';
 import { attentionForwardRef, attentionBackwardRef } from '../src/ref/attention.ts';
 import { ATTENTION_VARIANTS, setKernelVariants, type AttentionVariant } from '../src/ops/variants.ts';
 import { Device } from '../src/gpu/device.ts';
@@ -168,6 +169,24 @@ test('fused variants fall back to the unfused path: head dims past 64, texture k
   } finally {
     bare.destroy();
   }
+});
+
+test('today\'s path hands over to a fused kernel where its score buffer would pass the binding limit', async () => {
+  const device = await setupDevice();
+  // the same adapter, with a 1 MiB binding limit (ViT-B/16 @384 at batch 8 needs 142 MB against lavapipe's 128 MiB)
+  const small = {
+    isCPU: device.isCPU, description: device.description, features: device.features, subgroupMinSize: device.subgroupMinSize,
+    gpu: { limits: { ...device.gpu.limits, maxStorageBufferBindingSize: 1 << 20, maxTextureDimension2D: device.gpu.limits.maxTextureDimension2D } },
+  } as unknown as Device;
+  const fused = device.isCPU ? 'fused-texture' : 'fused-tiles';
+  const fits = { batch: 1, seq: 65, heads: 4, headDim: 32 }; // 65 x 128 floats per head: well under 1 MiB
+  const big = { batch: 8, seq: 577, heads: 12, headDim: 64 };
+  assert.ok(attentionScoreBytes(small, fits) <= 1 << 20);
+  assert.ok(attentionScoreBytes(small, big) > 1 << 20);
+  assert.is(attentionKernel(small, fits, 'unfused'), 'unfused');
+  assert.is(attentionKernel(small, big, 'unfused'), fused);
+  assert.is(attentionKernel(small, { ...big, headDim: 72 }, 'unfused'), 'unfused'); // no fused kernel runs at hd 72
+  assert.is(attentionKernel(device, big, 'unfused'), attentionScoreBytes(device, big) > device.gpu.limits.maxStorageBufferBindingSize ? fused : 'unfused');
 });
 
 test('fused variants: gradients only where needed, nothing leaks', async () => {

@@ -158,16 +158,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   const mask: MaskSpec = { dropout, seed: opts.seed ?? 0, headMask };
   const device = q.device;
-  const variant = attentionKernel(device, { seq, heads, headDim });
+  const variant = attentionKernel(device, { batch, seq, heads, headDim });
   if (variant !== 'unfused') {
     const dims = { batch, seq, heads, headDim, scale };
     return fusedAttention(q, k, v, dims, mask, variant, !!opts.returnProbs, ownsHeadMask);
   }
   const masked = dropout > 0 || headMask !== null;
 
-  // Score rows padded to 256 bytes where the texture matmul runs: it then copies them into its textures
-  // instead of packing them (the padding is never read as data).
-  const pitch = usesTextureMatmul(device) ? Math.ceil(seq / 64) * 64 : seq;
+  const pitch = scorePitch(device, seq);
   const dims = { batch, heads, seq, pitch };
   const tokens: Layout = { batch: seq * width, head: headDim, row: width, col: 1 };
   const square: Layout = { batch: heads * seq * pitch, head: seq * pitch, row: pitch, col: 1 };
@@ -251,9 +249,32 @@ const textureRows = (device: Device) => fusedAttentionConfig.textureRows || devi
  * rows of one batch item past the textures' height.
  */
 export function attentionKernel(
-  device: Device, d: { seq: number; heads: number; headDim: number },
+  device: Device, d: { batch?: number; seq: number; heads: number; headDim: number },
   variant: AttentionVariant = d.seq > LONG_SEQUENCE ? kernelVariants(device).attentionLong : kernelVariants(device).attention,
 ): AttentionVariant {
+  const resolved = runnableVariant(device, d, variant);
+  // today's path cannot bind a score buffer past the device's limit (e.g. ViT-B/16 @384 at batch 8 on
+  // lavapipe: 142 MB against 128 MiB); a fused kernel that runs here needs none
+  if (resolved === 'unfused' && d.batch !== undefined && attentionScoreBytes(device, { batch: d.batch, ...d }) > device.gpu.limits.maxStorageBufferBindingSize) {
+    const fused = (device.isCPU ? ['fused-texture', 'fused-tiles'] as const : ['fused-tiles', 'fused-texture'] as const)
+      .find((v) => runnableVariant(device, d, v) === v);
+    if (fused) return fused;
+  }
+  return resolved;
+}
+
+/** Score rows padded to 256 bytes where the texture matmul runs: it then copies them into its textures instead of packing them. */
+function scorePitch(device: Device, seq: number): number {
+  return usesTextureMatmul(device) ? Math.ceil(seq / 64) * 64 : seq;
+}
+
+/** Bytes of the [B, H, S, S'] score buffer of today's (unfused) path. */
+export function attentionScoreBytes(device: Device, d: { batch: number; seq: number; heads: number }): number {
+  return 4 * d.batch * d.heads * d.seq * scorePitch(device, d.seq);
+}
+
+/** The variant itself, or 'unfused' where its kernel cannot run these dims on this device. */
+function runnableVariant(device: Device, d: { seq: number; heads: number; headDim: number }, variant: AttentionVariant): AttentionVariant {
   if (variant === 'unfused' || d.headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
   if (variant === 'fused-texture') {
     const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= FUSED_ROWS['fused-texture'];

@@ -17,6 +17,7 @@ import { Tensor, tidy } from '../tensor.ts';
 import { noGrad } from '../autograd.ts';
 import { getRngState, manualSeed, setRngState } from '../nn/random.ts';
 import { ViTConfig } from '../vit/config.ts';
+import { attentionKernel } from '../ops/attention.ts';
 import { ViTForImageClassification } from '../vit/modeling.ts';
 import { AdamW, type AdamWState } from '../optim/adamw.ts';
 import { CONFIG_FILE, WEIGHTS_FILE, findCheckpointDir, writeFileAtomic } from '../io/files-node.ts';
@@ -319,12 +320,13 @@ async function buildModel(p: TrainParams, data: Data, resume: ResumePoint | null
  * buffer, the attention scores B·H·S·S' (S tokens, S' = S rounded up to 64 as the texture matmul pads
  * the rows; an over-estimate where it does not), the MLP's B·S·I or the pixels B·3·HW. `total`: the
  * parameters with their gradients and AdamW moments, plus what each layer keeps for the backward pass
- * (about 10 B·S·D + 2 B·S·I + 2 scores) and one layer more for the gradients being computed.
+ * (about 10 B·S·D + 2 B·S·I + 2 scores) and one layer more for the gradients being computed. With
+ * `withScores` false (a fused attention kernel runs) there are no score buffers.
  */
-export function stepMemory(c: ViTConfig, batch: number): { largest: number; largestName: string; total: number } {
+export function stepMemory(c: ViTConfig, batch: number, withScores = true): { largest: number; largestName: string; total: number } {
   const [h, w] = c.imageHW, [ph, pw] = c.patchHW, C = c.num_channels;
-  const S = (h / ph) * (w / pw) + 1, D = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads, L = c.num_hidden_layers;
-  const scores = H * S * Math.ceil(S / 64) * 64, mlp = S * I, pixels = C * h * w;
+  const S = tokensOf(c), D = c.hidden_size, I = c.intermediate_size, H = c.num_attention_heads, L = c.num_hidden_layers;
+  const scores = withScores ? H * S * Math.ceil(S / 64) * 64 : 0, mlp = S * I, pixels = C * h * w;
   const [largestName, perImage] = [
     ['the attention scores (batch × heads × tokens × tokens)', scores],
     ['the MLP activations (batch × tokens × intermediate_size)', mlp],
@@ -335,6 +337,9 @@ export function stepMemory(c: ViTConfig, batch: number): { largest: number; larg
   const total = 4 * (4 * params + batch * ((L + 1) * perLayer + 2 * pixels + 2 * S * D));
   return { largest: 4 * batch * perImage, largestName, total };
 }
+
+/** Tokens of a ViT's sequence: the patches and [CLS]. */
+const tokensOf = (c: ViTConfig) => (c.imageHW[0] / c.patchHW[0]) * (c.imageHW[1] / c.patchHW[1]) + 1;
 
 const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 
@@ -347,7 +352,10 @@ function checkBatchFits(model: ViTForImageClassification, batch: number): void {
   const device = model.parameters()[0].device, limits = device.gpu.limits;
   const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const limitName = limit === limits.maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
-  const step = stepMemory(model.config, batch), one = stepMemory(model.config, 1), none = stepMemory(model.config, 0);
+  const c = model.config;
+  // where today's attention would need a score buffer past the limit, a fused kernel takes over (if one runs here)
+  const scores = attentionKernel(device, { batch, seq: tokensOf(c), heads: c.num_attention_heads, headDim: c.hidden_size / c.num_attention_heads }) === 'unfused';
+  const step = stepMemory(c, batch, scores), one = stepMemory(c, 1, scores), none = stepMemory(c, 0, scores);
   if (step.largest > limit) {
     throw new TrainerError(
       `batch_size ${batch} is too large for this device: one training step's largest buffer, ${step.largestName}, ` +
