@@ -130,18 +130,18 @@ export async function predictPhoto(c: Classifier, image: RgbImage, name: string)
 // ---- training on the built-in synthetic set ----------------------------------------------------------
 
 export interface TrainSettings {
-  /** images per class (80% train, 20% validation, as params.json's val_split 0.2) */
+  /** images per class (80% train, 20% validation, as the built-in demo's val_split 0.2) */
   perClass: number;
   epochs: number;
   batchSize: number;
   lr: number;
   seed: number;
-  /** the synthetic images' side (params.json's synthetic.size) */
+  /** the synthetic images' side (the built-in demo's synthetic.size) */
   size: number;
 }
 
 /**
- * The panel's defaults: examples/params.json's model (vit-nano-32, 2 layers), optimiser and image size, a
+ * The panel's defaults: the built-in demo's model (vit-nano-32, 2 layers), optimiser and image size, a
  * smaller set: 120 steps, where the model starts to learn (val_acc ~0.67 at epoch 6, 4-5 min on SwiftShader).
  */
 export const DEFAULT_TRAIN: TrainSettings = { perClass: 400, epochs: 6, batchSize: 32, lr: 1e-3, seed: 0, size: 64 };
@@ -154,7 +154,7 @@ export interface TrainCallbacks {
   shouldStop?: () => boolean;
 }
 
-/** The demo model: examples/params.json's (vit-nano-32 with 2 layers), cat/dog labels. */
+/** The demo model: the built-in demo's (vit-nano-32 with 2 layers), cat/dog labels. */
 export function demoConfig(): ViTConfig {
   const id2label = Object.fromEntries(SYNTHETIC_CLASSES.map((c, i) => [i, c]));
   const label2id = Object.fromEntries(SYNTHETIC_CLASSES.map((c, i) => [c, i]));
@@ -166,7 +166,7 @@ export const DEMO_PREPROCESSING = (size: number): Preprocessing => ({ imageSize:
 /**
  * Trains the demo model on the synthetic set drawn in the page (the drawing of `npm run catsvdogs`,
  * without its JPEG round trip and augmentation), AdamW with weight decay 0.05 and label smoothing 0.1
- * as examples/params.json; one epoch line per epoch.
+ * as the built-in demo (src/train/demo-params.ts); one epoch line per epoch.
  */
 export async function trainSynthetic(s: TrainSettings, cb: TrainCallbacks = {}): Promise<{ classifier: Classifier; epochs: EpochResult[]; losses: number[] }> {
   manualSeed(s.seed);

@@ -1,8 +1,9 @@
 // `npm run web`: bundles the demo and serves it on localhost, with the checkpoint `npm run catsvdogs`
-// writes (examples/params.json's out_dir, its best/ else last/) as the page's default model.
+// writes (the built-in demo's out_dir under the working directory, its best/ else last/) as the page's default model.
 //   npm run web [-- --port 8080]
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DEMO_PARAMS } from '../../src/train/demo-params.ts';
 import { buildWeb, REPO_DIR } from './build.ts';
 import { startServer } from './server.ts';
 
@@ -14,8 +15,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const paramsFile = join(REPO_DIR, 'examples', 'params.json');
-const outDir = resolve(dirname(paramsFile), (JSON.parse(readFileSync(paramsFile, 'utf8')) as { out_dir: string }).out_dir);
+// `npm run catsvdogs` runs in the package root, where the demo's relative out_dir lands
+const outDir = resolve(REPO_DIR, DEMO_PARAMS.fields.out_dir as string);
 const checkpointDir = ['best', 'last'].map((d) => join(outDir, d)).find((d) => existsSync(join(d, 'config.json'))) ?? null;
 
 const distDir = join(REPO_DIR, '.cache', 'web-dist');
