@@ -68,4 +68,16 @@ test('uniforms are filled by field name; a field not given is 0; an unknown fiel
   out.dispose();
 });
 
+test('preparePipelines creates pipelines ahead (createComputePipelineAsync) that dispatches then reuse', async () => {
+  const device = await setupDevice();
+  const ahead: Shader = { ...uniformKernel, name: 'uniform_test_ahead' };
+  const before = device.pipelineCount;
+  await device.preparePipelines([{ shader: ahead, entry: 'main' }, { shader: ahead, entry: 'main' }]);
+  assert.is(device.pipelineCount, before + 1);
+  const made = device.pipeline(ahead, 'main');
+  await device.preparePipelines([{ shader: ahead, entry: 'main' }]);
+  assert.is(device.pipeline(ahead, 'main'), made);
+  assert.is(device.pipelineCount, before + 1);
+});
+
 test.run();

@@ -244,8 +244,8 @@ export class Device {
    * can compile them in parallel (a model's first step then finds them ready).
    */
   async preparePipelines(list: readonly { shader: Shader; entry: string; constants?: Record<string, number> }[]): Promise<void> {
-    await Promise.all(list.map(async ({ shader, entry, constants = {} }) => {
-      const key = this.pipelineKey(shader, entry, constants);
+    const wanted = new Map(list.map((p) => [this.pipelineKey(p.shader, p.entry, p.constants ?? {}), p]));
+    await Promise.all([...wanted].map(async ([key, { shader, entry, constants = {} }]) => {
       if (this.pipelines.has(key)) return;
       const { module } = this.usableModule(shader);
       const pipeline = await this.gpu.createComputePipelineAsync({ layout: 'auto', label: key, compute: { module, entryPoint: entry, constants } });
@@ -321,12 +321,14 @@ export class Device {
     }
     if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
     const base = this.uniformSlot * UNIFORM_SLOT;
-    new Uint8Array(this.uniformData, base, layout.fields.length * 4).fill(0);
     for (const field of layout.fields) {
       const raw = d.uniforms![field.name];
-      if (raw === undefined) continue;
-      const v = Number(raw);
       const at = base + field.offset;
+      if (raw === undefined) {
+        this.uniformView.setUint32(at, 0, true); // a field not given is 0 (the slot holds an earlier dispatch's)
+        continue;
+      }
+      const v = Number(raw);
       if (field.type === 'f32') {
         this.uniformView.setFloat32(at, v, true);
       } else if (field.type === 'u32') {

@@ -177,23 +177,30 @@ export async function autotune(device: Device, opts: AutotuneOptions = {}): Prom
   return result;
 }
 
+/**
+ * The cached entry under `key` where `usable` accepts it (and no refresh is asked), else a fresh
+ * measurement, written back to the cache.
+ */
+async function cachedOrMeasured<E extends AutotuneEntry | AttentionAutotuneEntry>(
+  key: string, opts: AutotuneOptions, usable: (cached: AutotuneEntry | AttentionAutotuneEntry) => cached is E, measure: () => Promise<E>,
+): Promise<E & { source: 'cache' | 'measured'; key: string }> {
+  const cache = opts.cache === undefined ? defaultCache : opts.cache;
+  const cached = opts.refresh ? null : cache?.read(key);
+  if (cached && usable(cached)) return { ...cached, source: 'cache', key };
+  const entry = await measure();
+  try {
+    cache?.write(key, entry);
+  } catch {
+    /* a read-only home directory only costs the next run another autotune */
+  }
+  return { ...entry, source: 'measured', key };
+}
+
 /** The matmul variant for this device: from the cache, else measured now; sets it. */
 export async function autotuneMatmul(device: Device, opts: AutotuneOptions = {}): Promise<AutotuneResult> {
-  const cache = opts.cache === undefined ? defaultCache : opts.cache;
-  const key = autotuneKey(device);
-  const cached = opts.refresh ? null : cache?.read(key);
-  let result: AutotuneResult;
-  if (cached && 'matmulVariant' in cached && MATMUL_VARIANTS.includes(cached.matmulVariant)) {
-    result = { ...cached, source: 'cache', key };
-  } else {
-    const entry = await measureMatmulVariants(device);
-    try {
-      cache?.write(key, entry);
-    } catch {
-      /* a read-only home directory only costs the next run another autotune */
-    }
-    result = { ...entry, source: 'measured', key };
-  }
+  const result = await cachedOrMeasured(autotuneKey(device), opts,
+    (c): c is AutotuneEntry => 'matmulVariant' in c && MATMUL_VARIANTS.includes(c.matmulVariant),
+    () => measureMatmulVariants(device));
   results.set(device, result);
   setKernelVariants(device, { matmul: result.matmulVariant });
   return result;
@@ -291,24 +298,13 @@ export function lastAttentionAutotune(device: Device): AttentionAutotuneResult |
   return attentionResults.get(device);
 }
 
-/** The attention variant for this device: from the cache, else measured now; sets it. */
+/** The attention variants for this device (short and long sequences): from the cache, else measured now; sets them. */
 export async function autotuneAttention(device: Device, opts: AutotuneOptions = {}): Promise<AttentionAutotuneResult> {
-  const cache = opts.cache === undefined ? defaultCache : opts.cache;
-  const key = attentionAutotuneKey(device);
-  const cached = opts.refresh ? null : cache?.read(key);
-  let result: AttentionAutotuneResult;
   const candidates = attentionCandidates(device);
-  if (cached && 'attentionLongVariant' in cached && candidates.includes(cached.attentionVariant) && candidates.includes(cached.attentionLongVariant)) {
-    result = { ...cached, source: 'cache', key };
-  } else {
-    const entry = await measureAttentionVariants(device);
-    try {
-      cache?.write(key, entry);
-    } catch {
-      /* a read-only home directory only costs the next run another autotune */
-    }
-    result = { ...entry, source: 'measured', key };
-  }
+  const result = await cachedOrMeasured(attentionAutotuneKey(device), opts,
+    // (an entry of before the per-length choice has no attentionLongVariant: measured again)
+    (c): c is AttentionAutotuneEntry => 'attentionLongVariant' in c && candidates.includes(c.attentionVariant) && candidates.includes(c.attentionLongVariant),
+    () => measureAttentionVariants(device));
   attentionResults.set(device, result);
   setKernelVariants(device, { attention: result.attentionVariant, attentionLong: result.attentionLongVariant });
   return result;
