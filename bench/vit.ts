@@ -214,7 +214,7 @@ if (profile && device.canTime) {
   device.dispatch = (d: DispatchDesc) => {
     if (d.entry === 'pack_operand') { packs.push(d); return; }
     const phase = phaseOf(d);
-    for (const p of [...packs.splice(0), d]) rawDispatch.call(device, p.label ? p : { ...p, label: `${phase}|${p.shader}:${p.entry}` });
+    for (const p of [...packs.splice(0), d]) rawDispatch.call(device, { ...p, label: `${phase}|${p.label ?? `${p.shader.name}:${p.entry}`}` });
   };
   device.setProfiling(true);
   await device.takeTimings();

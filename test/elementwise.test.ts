@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { add, gelu, tanh, dropout, scale, mul } from '../src/ops/elementwise.ts';
-import { sum, sumRows } from '../src/ops/reduce.ts';
+import { sum, sumRows, sumRowsRaw, reduceConfig } from '../src/ops/reduce.ts';
 import { assertClose, assertOp, gradCheck, randn } from './helpers.ts';
 import { geluRef, geluGradRef } from '../src/ref/elementwise.ts';
 
@@ -51,6 +51,22 @@ test('sum and sumRows match a sequential reference', () => tidy(async () => {
   for (let r = 0; r < 197; r++) for (let c = 0; c < 13; c++) cols[c] += x[r * 13 + c];
   assertClose('sumRows', await sumRows(t).toArray(), cols, tol);
 }));
+
+test("GPU adapters' two-pass column sums (64-row partials, then their sum) match a float64 reference, alpha and beta too", async () => {
+  reduceConfig.chunkedColumnSums = true;
+  try {
+    for (const [rows, cols] of [[1, 5], [63, 3], [64, 7], [65, 190], [1576, 192], [64 * 64 + 5, 3]]) await tidy(async () => {
+      const x = randn(rows * cols, rows + cols), prev = randn(cols, 7);
+      const into = Tensor.fromArray(prev, [cols]);
+      sumRowsRaw(Tensor.fromArray(x, [rows, cols]), cols, 0.5, into, 1);
+      const ref = new Float64Array(cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) ref[c] += x[r * cols + c];
+      assertClose(`sumRows ${rows}x${cols}`, await into.toArray(), ref.map((v, c) => 0.5 * v + prev[c]), { relL2: 2e-6, nmax: 1e-5 });
+    });
+  } finally {
+    delete reduceConfig.chunkedColumnSums;
+  }
+});
 
 test('dropout keeps about 1-p, scales by 1/(1-p), and backward uses the same mask', () => tidy(async () => {
   const n = 10000;

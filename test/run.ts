@@ -12,6 +12,7 @@ import { layerNormConfig } from '../src/ops/layernorm.ts';
 import { matmulConfig } from '../src/ops/matmul.ts';
 import { kernelVariants } from '../src/ops/variants.ts';
 import { scratchTextureConfig } from '../src/ops/scratch-textures.ts';
+import { reduceConfig } from '../src/ops/reduce.ts';
 import { setupDevice } from './helpers.ts';
 
 const dir = process.env.VITCATS_TEST_DIR ?? dirname(fileURLToPath(import.meta.url));
@@ -49,7 +50,7 @@ for (const file of files) {
 function globalSettings(): string {
   const d = Device.hasDefault ? Device.default : null;
   return JSON.stringify({
-    layerNormConfig, matmulConfig, scratchTextureConfig, VITCATS_MATMUL_VARIANT: process.env.VITCATS_MATMUL_VARIANT ?? null,
+    layerNormConfig, matmulConfig, scratchTextureConfig, reduceConfig, VITCATS_MATMUL_VARIANT: process.env.VITCATS_MATMUL_VARIANT ?? null,
     device: d && { variants: kernelVariants(d), debug: d.debug },
   });
 }

@@ -16,7 +16,8 @@ export async function nodePlatform(): Promise<Platform> {
   if (!dawn) {
     const webgpu = await import('webgpu');
     Object.assign(globalThis, webgpu.globals);
-    dawn = webgpu.create([]) as unknown as GPU;
+    // unquantized GPU timestamps: Dawn rounds them to 65.5 µs by default (a browser's timing-attack guard)
+    dawn = webgpu.create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU;
   }
   return { gpu: dawn, keepAlive: dawn };
 }

@@ -6,6 +6,11 @@ import { record } from '../autograd.ts';
 
 /** threads per workgroup of sum_rows and broadcast_rows (the shader's default) */
 const WG = shaderConstant(wgsl.reduce, 'WG');
+/** Tests force the GPU adapters' two-pass column sums on a CPU adapter (restore in `finally`). */
+export const reduceConfig: { chunkedColumnSums?: boolean } = {};
+
+/** rows per partial sum of sum_rows_chunks (GPU adapters) */
+const CHUNK = shaderConstant(wgsl.reduce, 'CHUNK');
 
 /**
  * Column sums of x viewed as [rows, cols] (cols = product of the last `keepDims` dims):
@@ -13,8 +18,21 @@ const WG = shaderConstant(wgsl.reduce, 'WG');
  */
 export function sumRowsRaw(x: Tensor, cols: number, alpha = 1, into?: Tensor, beta = 0): Tensor {
   const rows = x.size / cols;
-  const out = into ?? Tensor.empty([cols], { device: x.device });
-  x.device.dispatch({
+  const device = x.device;
+  const out = into ?? Tensor.empty([cols], { device });
+  // a CPU adapter keeps one in-order loop per column (fastest there, and the float32 reference order)
+  const chunks = (reduceConfig.chunkedColumnSums ?? !device.isCPU) ? Math.ceil(rows / CHUNK) : 1;
+  if (chunks > 1 && chunks <= 65535) {
+    const partial = Tensor.empty([chunks, cols], { device });
+    device.dispatch({
+      shader: wgsl.reduce, entry: 'sum_rows_chunks', uniforms: { rows, cols },
+      bindings: [x.binding, partial.binding], workgroups: [Math.ceil(cols / WG), chunks],
+    });
+    sumRowsRaw(partial, cols, alpha, out, beta);
+    partial.dispose();
+    return out;
+  }
+  device.dispatch({
     shader: wgsl.reduce, entry: 'sum_rows', uniforms: { rows, cols, alpha, beta },
     bindings: [x.binding, out.binding], workgroups: [Math.ceil(cols / WG)],
   });
