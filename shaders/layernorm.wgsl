@@ -58,10 +58,31 @@ fn layernorm_forward(
 // ---- backward: dx -----------------------------------------------------------------------
 // With xhat = (x - mean) * rstd and g = dy * weight:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+// layernorm_backward_input_accumulate writes dx_pending + dx instead: the tape hands it the gradient
+// that x already has from its other consumers (a residual add), which saves that add's pass.
 @group(0) @binding(3) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd_in: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read> dx_pending: array<f32>;
+
+// (mean(g), mean(g * xhat)) of a row, summed across the workgroup
+fn backward_means(base: u32, mean: f32, rstd: f32, lid: u32) -> vec2f {
+  let d = params.cols;
+  var sums = vec2f(0.0);
+  for (var c = lid; c < d; c += WG) {
+    let g = dy[base + c] * weight[c];
+    let xhat = (x[base + c] - mean) * rstd;
+    sums += vec2f(g, g * xhat);
+  }
+  return workgroup_sum(lid, sums) / f32(d);
+}
+
+fn backward_dx(i: u32, c: u32, mean: f32, rstd: f32, means: vec2f) -> f32 {
+  let g = dy[i] * weight[c];
+  let xhat = (x[i] - mean) * rstd;
+  return rstd * (g - means.x - xhat * means.y);
+}
 
 @compute @workgroup_size(WG)
 fn layernorm_backward_input(
@@ -71,23 +92,30 @@ fn layernorm_backward_input(
 ) {
   let row = row_index(wid, nwg);
   if (row >= params.rows) { return; }
-  let d = params.cols;
-  let base = row * d;
+  let base = row * params.cols;
   let mean = mean_in[row];
   let rstd = rstd_in[row];
-
-  var sums = vec2f(0.0);
-  for (var c = lid.x; c < d; c += WG) {
-    let g = dy[base + c] * weight[c];
-    let xhat = (x[base + c] - mean) * rstd;
-    sums += vec2f(g, g * xhat);
+  let means = backward_means(base, mean, rstd, lid.x);
+  for (var c = lid.x; c < params.cols; c += WG) {
+    dx[base + c] = backward_dx(base + c, c, mean, rstd, means);
   }
-  let means = workgroup_sum(lid.x, sums) / f32(d);
+}
 
-  for (var c = lid.x; c < d; c += WG) {
-    let g = dy[base + c] * weight[c];
-    let xhat = (x[base + c] - mean) * rstd;
-    dx[base + c] = rstd * (g - means.x - xhat * means.y);
+@compute @workgroup_size(WG)
+fn layernorm_backward_input_accumulate(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = row_index(wid, nwg);
+  if (row >= params.rows) { return; }
+  let base = row * params.cols;
+  let mean = mean_in[row];
+  let rstd = rstd_in[row];
+  let means = backward_means(base, mean, rstd, lid.x);
+  for (var c = lid.x; c < params.cols; c += WG) {
+    // pending first, in the order of the tape's add(pending, dx)
+    dx[base + c] = dx_pending[base + c] + backward_dx(base + c, c, mean, rstd, means);
   }
 }
 

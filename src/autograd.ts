@@ -1,6 +1,8 @@
 // A minimal tape: each op that sees an input requiring grad attaches a GradFn to its output.
 // backward() walks the graph once in reverse topological order (no recursion per path), sums the
-// gradients that meet at a tensor, hands leaves their .grad and frees what the ops saved.
+// gradients that meet at a tensor, hands leaves their .grad and frees what the ops saved. An op may
+// take over one of those sums: it declares the inputs whose pending gradient it adds in its own kernel
+// (GradFn.accumulates), which saves the tape's add pass over that gradient.
 // It imports Tensor as a type only: tensor.ts imports backward() from here, so the graph stays acyclic.
 import type { Tensor } from './tensor.ts';
 import { wgsl } from './gpu/wgsl.generated.ts';
@@ -9,13 +11,24 @@ import { shaderConstant } from './gpu/shaders.ts';
 export interface GradFn {
   name: string;
   inputs: readonly (Tensor | null)[];
-  /** One gradient per input (null where the input needs none). Must not dispose `gradOutput`. */
-  backward(gradOutput: Tensor): (Tensor | null)[];
+  /**
+   * One gradient per input (null where the input needs none). Must not dispose `gradOutput`.
+   * `pending[i]` (inputs listed in `accumulates` only, else null; absent: none) is the gradient the
+   * tape already holds for input i: the returned gradient for that input must then include it, as
+   * pending + own (that order, as the tape's own add), in a new tensor; `pending` itself must not be
+   * written or disposed.
+   */
+  backward(gradOutput: Tensor, pending?: readonly (Tensor | null)[]): (Tensor | null)[];
+  /** Indices of the inputs whose pending gradient backward adds into its own (see backward). */
+  accumulates?: readonly number[];
   /** Tensors the op created and saved only for backward; disposed after backward or with the output. */
   saved?: Tensor[];
 }
 
 let gradEnabled = true;
+
+/** accumulate: hand GradFn.accumulates their pending gradients (tests switch it off to compare with separate adds). */
+export const autogradConfig = { accumulate: true };
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
@@ -59,21 +72,22 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 
 /**
  * Attaches a backward to `output` when any input requires grad; otherwise disposes `saved`.
- * Returns `output`.
+ * `accumulates`: see GradFn. Returns `output`.
  */
 export function record(
   output: Tensor,
   name: string,
   inputs: readonly (Tensor | null)[],
-  backward: (gradOutput: Tensor) => (Tensor | null)[],
+  backward: GradFn['backward'],
   saved: Tensor[] = [],
+  accumulates: readonly number[] = [],
 ): Tensor {
   if (!needsGrad(...inputs)) {
     for (const t of saved) t.dispose();
     return output;
   }
   output.requiresGrad = true;
-  output.gradFn = { name, inputs, backward, saved };
+  output.gradFn = { name, inputs, backward, saved, accumulates };
   return output;
 }
 
@@ -113,6 +127,19 @@ function addTensors(a: Tensor, b: Tensor): Tensor {
 
 function accumulateInto(target: Tensor, g: Tensor): void {
   elementwise('accumulate', [target, g], 1);
+}
+
+/**
+ * The gradients `fn` may add into its own (GradFn.accumulates): what the tape holds so far for those
+ * inputs, the sum over their consumers that ran before fn (consumers that run later add theirs in
+ * the tape, as before). An input that appears twice among fn's inputs gets none.
+ */
+function pendingFor(fn: GradFn, grads: Map<Tensor, Tensor>): (Tensor | null)[] {
+  return fn.inputs.map((input, i) => {
+    if (!autogradConfig.accumulate || !input || !fn.accumulates?.includes(i)) return null;
+    if (fn.inputs.indexOf(input) !== fn.inputs.lastIndexOf(input)) return null;
+    return grads.get(input) ?? null;
+  });
 }
 
 function topologicalOrder(root: Tensor): Tensor[] {
@@ -167,7 +194,8 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       if (!g) continue;
       const fn = t.gradFn;
       if (fn) {
-        const inputGrads = fn.backward(g);
+        const pending = pendingFor(fn, grads);
+        const inputGrads = fn.backward(g, pending);
         fn.inputs.forEach((input, i) => {
           const ig = inputGrads[i];
           if (!ig) return;
@@ -176,7 +204,10 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
             return;
           }
           const prev = grads.get(input);
-          if (prev) {
+          if (prev && prev === pending[i]) {
+            grads.set(input, ig); // the op added prev in its kernel
+            prev.dispose();
+          } else if (prev) {
             grads.set(input, addTensors(prev, ig));
             prev.dispose();
             ig.dispose();

@@ -110,3 +110,19 @@ export function snapshot(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
+
+/** The entry points (shader:entry) that the synchronous `fn` dispatches on `device`, in order. */
+export function dispatchedEntries(device: Device, fn: () => void): string[] {
+  const entries: string[] = [];
+  const raw = device.dispatch;
+  device.dispatch = (d) => {
+    entries.push(`${d.shader.name}:${d.entry}`);
+    raw.call(device, d);
+  };
+  try {
+    fn();
+  } finally {
+    device.dispatch = raw;
+  }
+  return entries;
+}

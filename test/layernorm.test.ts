@@ -3,7 +3,9 @@ import * as assert from 'uvu/assert';
 import { Tensor, tidy } from '../src/tensor.ts';
 import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
 import { layerNormRef, layerNormBackwardRef } from '../src/ref/layernorm.ts';
-import { assertClose, assertOp, gradCheck, randn } from './helpers.ts';
+import { add, mul } from '../src/ops/elementwise.ts';
+import { Device } from '../src/gpu/device.ts';
+import { assertClose, assertOp, dispatchedEntries, gradCheck, randn } from './helpers.ts';
 import type { OpRun } from '../bench/validate.ts';
 
 const fwdTol = { relL2: 1e-6, nmax: 1e-5 };
@@ -68,6 +70,47 @@ test('layerNorm forward and backward match the float64 reference (the device\'s 
 test('layerNorm: every threads-per-row variant of the kernels matches the reference', () => assertOp({
   name: 'layerNorm', label, tol: tols, prepare: layerNormRun, variants: [1, 4, 16, 64, 256], // 4: SwiftShader's default
   shapes: [{ shape: [17, 37], eps: 1e-6 }, { shape: [3, 96], eps: 1e-12 }, { shape: [9, 65], eps: 1e-12 }, { shape: [17, 768], eps: 1e-6 }],
+}));
+
+/**
+ * x feeds layerNorm and mul(x, c): mul's backward runs first (the tape's order for add(layerNorm(x), mul(x, c))),
+ * so layerNorm's backward adds x's pending gradient dy * c into dx in its kernel, with no add of the tape's.
+ */
+function pendingRun({ shape, eps }: Case, threadsPerRow: number | null): OpRun {
+  const d = shape[shape.length - 1];
+  const rows = shape.reduce((a, b) => a * b, 1) / d;
+  const { x, weight, bias, dy } = inputs(rows, d, rows + d);
+  const c = randn(rows * d, rows + d + 7);
+  return {
+    async op() {
+      const prev = layerNormConfig.threadsPerRow;
+      layerNormConfig.threadsPerRow = threadsPerRow;
+      try {
+        return await tidy(async () => {
+          const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
+          const y = add(layerNorm(xt, Tensor.fromArray(weight, [d]), Tensor.fromArray(bias, [d]), eps), mul(xt, Tensor.fromArray(c, shape)));
+          const dyt = Tensor.fromArray(dy, shape);
+          const entries = dispatchedEntries(Device.default, () => y.backward(dyt));
+          assert.ok(entries.includes('layernorm:layernorm_backward_input_accumulate'), `accumulating kernel not used: ${entries}`);
+          assert.not.ok(entries.includes('elementwise:add'), `the tape added x's gradients itself: ${entries}`);
+          const dx = await xt.grad!.toArray();
+          xt.grad!.dispose();
+          return { dx };
+        });
+      } finally {
+        layerNormConfig.threadsPerRow = prev;
+      }
+    },
+    reference() {
+      const pending = dy.map((v, i) => v * c[i]);
+      return { dx: layerNormBackwardRef(x, weight, dy, rows, d, eps, pending).dx };
+    },
+  };
+}
+
+test('layerNorm backward adds x\'s pending gradient in its kernel (odd widths, every threads-per-row variant)', () => assertOp({
+  name: 'layerNorm (pending dx)', label, tol: { dx: gradTol }, prepare: pendingRun, variants: [null, 1, 4, 16, 64, 256],
+  shapes: [{ shape: [5, 13], eps: 1e-6 }, { shape: [3, 7, 190], eps: 1e-12 }, { shape: [197, 192], eps: 1e-6 }, { shape: [1, 1], eps: 1e-5 }],
 }));
 
 test('eps is applied inside the square root (small-variance rows tell 1e-6 from 1e-12)', () => tidy(async () => {

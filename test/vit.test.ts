@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   Device, Tensor, tidy, ViTConfig, ViTModel, ViTForImageClassification, AdamW, manualSeed, serializeSafetensors, parseSafetensors,
 } from '../src/index.ts';
+import { autogradConfig } from '../src/autograd.ts';
 import { assertClose, randn, rejects } from './helpers.ts';
 
 const small = { image_size: 16, patch_size: 4, hidden_size: 24, num_hidden_layers: 2, num_attention_heads: 3, intermediate_size: 40, num_labels: 3 };
@@ -101,6 +102,39 @@ test('gradient checkpointing gives the same gradients', async () => {
   const a = await grads(false);
   const b = await grads(true);
   for (const [n, v] of a) assertClose(`checkpointed grad ${n}`, b.get(n)!, v, { relL2: 1e-5, nmax: 1e-5 });
+});
+
+test('backward: each layer\'s two LayerNorms add the residual stream\'s gradient in their kernel (2 dispatches fewer per layer), same gradients', async () => {
+  const layers = 3;
+  const run = async (accumulate: boolean, dropout: number) => {
+    const prev = autogradConfig.accumulate;
+    autogradConfig.accumulate = accumulate;
+    try {
+      manualSeed(3);
+      const m = new ViTForImageClassification(new ViTConfig({ ...small, num_hidden_layers: layers, hidden_dropout_prob: dropout }));
+      m.train();
+      const device = Device.default;
+      const dispatches = await tidy(async () => {
+        const out = m.forward(Tensor.fromArray(randn(2 * 3 * 16 * 16, 5), [2, 3, 16, 16]), { labels: [0, 2] });
+        const before = device.dispatchCount;
+        out.loss!.backward();
+        await out.loss!.item();
+        return device.dispatchCount - before;
+      });
+      const grads = new Map<string, Float32Array>();
+      for (const [n, p] of m.namedParameters()) grads.set(n, await p.grad!.toArray());
+      m.dispose();
+      return { dispatches, grads };
+    } finally {
+      autogradConfig.accumulate = prev;
+    }
+  };
+  for (const dropout of [0, 0.1]) { // the residual add in the matmul's epilogue, or a separate add after dropout
+    const unfused = await run(false, dropout);
+    const fused = await run(true, dropout);
+    assert.is(unfused.dispatches - fused.dispatches, 2 * layers, `dispatches saved by backward (dropout ${dropout})`);
+    for (const [n, g] of unfused.grads) assertClose(`grad ${n} (dropout ${dropout})`, fused.grads.get(n)!, g, { relL2: 1e-6, nmax: 1e-6 });
+  }
 });
 
 test('savePretrained / fromPretrained round trip, atomically written', async () => {

@@ -56,13 +56,16 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
       workgroups: device.grid(rows, 1),
     });
   }
-  return record(y, 'layerNorm', [x, weight, bias], (dy) => {
+  // x's gradient adds the one x already has (a transformer's residual stream also feeds an add): one
+  // pass instead of dx then the tape's add
+  return record(y, 'layerNorm', [x, weight, bias], (dy, pendingGrads) => {
+    const pending = pendingGrads?.[0];
     const dx = x.requiresGrad ? Tensor.empty(x.shape, { device }) : null;
     if (dx && rows > 0) {
       device.dispatch({
-        shader: wgsl.layernorm, entry: 'layernorm_backward_input', constants: { WG: wg },
-        uniforms: { rows, cols: d, eps },
-        bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding],
+        shader: wgsl.layernorm, entry: pending ? 'layernorm_backward_input_accumulate' : 'layernorm_backward_input',
+        constants: { WG: wg }, uniforms: { rows, cols: d, eps },
+        bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding, ...(pending ? [pending.binding] : [])],
         workgroups: device.grid(rows, 1),
       });
     }
@@ -72,7 +75,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
       [dweight, dbias] = paramGrads(x, mean, rstd, dy, rows, d, weight.shape, bias.shape);
     }
     return [dx, dweight, dbias];
-  }, [mean, rstd]);
+  }, [mean, rstd], [0]);
 }
 
 /** dweight and dbias as column sums over rows, in a fixed order (deterministic). */

@@ -25,8 +25,10 @@ export function layerNormRef(
 
 export interface LayerNormGradRef { dx: Float64Array; dweight: Float64Array; dbias: Float64Array }
 
+/** `pending`: a gradient x already has from elsewhere, added to dx (as the accumulating backward kernel does). */
 export function layerNormBackwardRef(
   x: ArrayLike<number>, weight: ArrayLike<number>, dy: ArrayLike<number>, rows: number, d: number, eps: number,
+  pending: ArrayLike<number> | null = null,
 ): LayerNormGradRef {
   const { mean, rstd } = layerNormRef(x, weight, new Float64Array(d), rows, d, eps);
   const dx = new Float64Array(rows * d);
@@ -46,7 +48,7 @@ export function layerNormBackwardRef(
     for (let c = 0; c < d; c++) {
       const xhat = (x[base + c] - mean[r]) * rstd[r];
       const g = dy[base + c] * weight[c];
-      dx[base + c] = rstd[r] * (g - sumG / d - xhat * sumGX / d);
+      dx[base + c] = (pending ? pending[base + c] : 0) + rstd[r] * (g - sumG / d - xhat * sumGX / d);
     }
   }
   return { dx, dweight, dbias };
