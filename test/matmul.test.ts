@@ -7,7 +7,7 @@ import { releaseScratchTextures, scratchTextureBytes, scratchTextureConfig } fro
 import { wgsl } from '../src/gpu/wgsl.generated.ts';
 import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
-import { assertClose, gradCheck, messageHas, randn } from './helpers.ts';
+import { assertClose, dispatchedEntries, gradCheck, messageHas, randn } from './helpers.ts';
 
 const fwdTol = { relL2: 1e-5, nmax: 1e-5 };
 const gradTol = { relL2: 5e-5, nmax: 5e-5 };
@@ -288,6 +288,39 @@ test('matmulRaw register: products taller than the texture split into K slices, 
     }
   } finally {
     matmulConfig.textureRows = textureRows;
+  }
+}));
+
+test("matmulRaw shared, subgroup4: GPU adapters' K slices (partial products, then their sum) at every transpose, a trailing short slice, alpha and accumulate", () => tidy(async () => {
+  let seed = 700;
+  // [M, K, N, splits]: K a multiple of the slice, a short last slice, K not a multiple of 4, more slices than fit
+  for (const [M, K, N, splits] of [[13, 64, 10, 4], [7, 203, 9, 5], [20, 37, 3, 3], [5, 6, 6, 6]] as const) {
+    for (const variant of ['shared', 'subgroup4'] as const) {
+      for (const [transA, transB] of transposes) {
+        const a = randn(M * K, seed++), b = randn(K * N, seed++), c0 = randn(M * N, seed++);
+        const out = Tensor.fromArray(c0, [c0.length]);
+        const accumulate = (M + K) % 2 === 1;
+        matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), out, {
+          M, N, K, transA, transB, alpha: 0.5, accumulate, variant, splitK: splits,
+        });
+        const want = matmulRef(a, b, { M, N, K, transA, transB, alpha: 0.5, accumulateInto: accumulate ? c0 : undefined });
+        assertClose(`${variant} split-K ${splits} ${tag(transA, transB)} ${M}x${K}x${N}`, await out.toArray(), want, fwdTol);
+      }
+    }
+  }
+  // matmulConfig.splitK forces the slices on a CPU adapter for the products that would take them on a GPU
+  const splitK = matmulConfig.splitK;
+  try {
+    matmulConfig.splitK = 4;
+    const [R, I, O] = [197, 24, 10];
+    const x = randn(R * I, seed++), dy = randn(R * O, seed++);
+    const dW = Tensor.empty([O * I]);
+    const dyT = Tensor.fromArray(dy, [dy.length]), xT = Tensor.fromArray(x, [x.length]);
+    const entries = dispatchedEntries(Device.default, () => matmulRaw(dyT, xT, dW, { M: O, N: I, K: R, transA: true, variant: 'shared' }));
+    assert.equal(entries, ['matmul:matmul_shared', 'matmul:matmul_shared', 'reduce:sum_rows'], '4 slices of 52 rows: 3 as a batch, the short last one, the sum');
+    assertClose('dW = dy^T x in 4 K slices', await dW.toArray(), matmulRef(dy, x, { M: O, N: I, K: R, transA: true }), fwdTol);
+  } finally {
+    matmulConfig.splitK = splitK;
   }
 }));
 

@@ -61,6 +61,11 @@ export interface MatmulParams {
    */
   sumA?: Tensor | null;
   variant?: KernelVariant;
+  /**
+   * K split into this many slices, each a batch item of a partial product, then summed (default: chosen
+   * on GPU adapters for one-item products with few output tiles and a long K, such as dW = dy^T x)
+   */
+  splitK?: number;
 }
 
 // matmul.wgsl's EPILOGUE values
@@ -77,8 +82,16 @@ const SUBGROUP4_ROWS = shaderConstant(wgsl.matmul_subgroup4, 'ROWS');
 const SUBGROUP4_COLS = 4 * shaderConstant(wgsl.matmul_subgroup4, 'LANES');
 const PACK_WG = [shaderConstant(wgsl.matmul_texture, 'PACK_X'), shaderConstant(wgsl.matmul_texture, 'PACK_Y')] as const;
 
-/** Tests lower the texture height matmul_texture plans with (0: the device's maxTextureDimension2D) to reach its splits. */
-export const matmulConfig = { textureRows: 0 };
+/**
+ * Tests lower the texture height matmul_texture plans with (0: the device's maxTextureDimension2D) to reach its
+ * splits, and force K slices on a CPU adapter (splitK: 0 = the adapter's choice).
+ */
+export const matmulConfig = { textureRows: 0, splitK: 0 };
+
+/** Output tiles a GPU should have in flight (2 per multiprocessor of a large GPU); fewer tiles split K. */
+const SPLIT_K_TILES = 256;
+/** K per slice at least */
+const SPLIT_K_MIN = 256;
 const MAX_GROUPS = 65535;
 
 /**
@@ -98,6 +111,40 @@ export function matmulKernel(
   return variant === 'register' && subgroups && device.subgroupMinSize >= TEXTURE_LANES
     ? { shader: wgsl.matmul_texture, entry: 'matmul_texture' }
     : { shader: wgsl.matmul, entry: 'matmul_register' };
+}
+
+/**
+ * Slices of K for a one-item product on a GPU adapter: a 192 x 192 dW over 12,608 rows (ViT-Ti, batch
+ * 64) is 9 output tiles, so 9 workgroups would each walk all of K (98 ms of a 195 ms step on an H200).
+ * CPU adapters: 1 (their kernels have few, large workgroups anyway, and their float order stays).
+ */
+function splitKFor(device: Device, M: number, N: number, K: number): number {
+  if (device.isCPU) return 1;
+  const tiles = Math.ceil(M / SHARED_TILE) * Math.ceil(N / SHARED_TILE);
+  return Math.max(1, Math.min(Math.floor(K / SPLIT_K_MIN), Math.ceil(SPLIT_K_TILES / tiles)));
+}
+
+/**
+ * out (= or +=) alpha * op(A) op(B) as `splits` partial products over slices of K (batch items of one
+ * product, a trailing shorter slice as one more), then their sum in a fixed order: deterministic.
+ */
+function splitKMatmul(a: Tensor, b: Tensor, out: Tensor, q: {
+  M: number; N: number; K: number; transA: boolean; transB: boolean; offsetA: number; offsetB: number;
+  ldA: number; ldB: number; alpha: number; accumulate: boolean; variant: KernelVariant;
+}, splits: number): void {
+  const { M, N, K, transA, transB, ldA, ldB, variant } = q;
+  const slice = Math.ceil(K / splits / 4) * 4; // (a multiple of 4 keeps vec4 loads where the operands allow them)
+  const whole = Math.floor(K / slice), rest = K - whole * slice;
+  // one slice further along K: rows of a stored [K, *] operand, columns of a stored [*, K] one
+  const stepA = transA ? slice * ldA : slice, stepB = transB ? slice : slice * ldB;
+  const partial = Tensor.empty([whole + (rest > 0 ? 1 : 0), M, N], { device: out.device });
+  const common = { M, N, transA, transB, ldA, ldB, variant, splitK: 1 };
+  matmulRaw(a, b, partial, { ...common, K: slice, batch: whole, offsetA: q.offsetA, offsetB: q.offsetB, batchStrideA: stepA, batchStrideB: stepB });
+  if (rest > 0) {
+    matmulRaw(a, b, partial, { ...common, K: rest, offsetA: q.offsetA + whole * stepA, offsetB: q.offsetB + whole * stepB, offsetC: whole * M * N });
+  }
+  sumRowsRaw(partial, M * N, q.alpha, out, q.accumulate ? 1 : 0);
+  partial.dispose();
 }
 
 const spares = new WeakMap<Device, GPUBuffer[]>();
@@ -205,6 +252,11 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
   sumAApart();
+  const splits = p.splitK ?? (matmulConfig.splitK || splitKFor(device, M, N, K));
+  if (splits > 1 && batch === 1 && epilogue === EPILOGUE.none && !bias && offsetC === 0 && ldC === N && K >= splits) {
+    splitKMatmul(a, b, out, { M, N, K, transA, transB, offsetA, offsetB, ldA, ldB, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, variant }, splits);
+    return;
+  }
   const constants: Record<string, number> = { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +!!p.accumulate, EPILOGUE: epilogue };
   // bias, residual and preact are always bound (b or a spare buffer stands in for one not given): layout
   // 'auto' keeps every binding the code names
