@@ -86,7 +86,11 @@ function phaseOf(d: DispatchDesc): string {
       // the linear layers' have B*S rows, and the MLP's also an mlp-wide side (q/k/v/out are D x D)
       const u = d.uniforms ?? {};
       const dims = [u.M, u.N, u.K].map(Number);
-      if ((d.workgroups[2] ?? 1) > 1) return 'attention core (QK^T, softmax, PV)';
+      const items = d.workgroups[2] ?? 1;
+      if (items > 1 && Number(u.heads) > 1) return 'attention core (QK^T, softmax, PV)';
+      if (items > 1) { // a GPU's K slices of a weight gradient: M x N is the weight
+        return [u.M, u.N].map(Number).includes(M) ? 'MLP matmuls (fc1, fc2)' : 'attention matmuls (q, k, v, out)';
+      }
       if (dims.includes(rowsTokens) && dims.includes(M)) return 'MLP matmuls (fc1, fc2)';
       if (dims.includes(rowsTokens) && dims.filter((x) => x === D).length === 2) return 'attention matmuls (q, k, v, out)';
       return 'other matmuls (patch embedding, classifier)';

@@ -133,7 +133,14 @@ test('backward: each layer\'s two LayerNorms add the residual stream\'s gradient
     const unfused = await run(false, dropout);
     const fused = await run(true, dropout);
     assert.is(unfused.dispatches - fused.dispatches, 2 * layers, `dispatches saved by backward (dropout ${dropout})`);
-    for (const [n, g] of unfused.grads) assertClose(`grad ${n} (dropout ${dropout})`, fused.grads.get(n)!, g, { relL2: 1e-6, nmax: 1e-6 });
+    for (const [n, g] of unfused.grads) {
+      if (n.endsWith('attention.attention.key.bias')) {
+        // zero in exact arithmetic (softmax ignores a shift of all of a row's scores): rounding noise either way
+        for (const v of [...g, ...fused.grads.get(n)!]) assert.ok(Math.abs(v) < 1e-7, `grad ${n} is noise, got ${v}`);
+        continue;
+      }
+      assertClose(`grad ${n} (dropout ${dropout})`, fused.grads.get(n)!, g, { relL2: 1e-6, nmax: 1e-6 });
+    }
   }
 });
 
