@@ -10,6 +10,7 @@ import { add, copy, mul, tanh } from '../src/ops/elementwise.ts';
 import { sum } from '../src/ops/reduce.ts';
 import { layerNorm } from '../src/ops/layernorm.ts';
 import { linearResidual } from '../src/ops/fused.ts';
+import { linear } from '../src/ops/matmul.ts';
 import { assertClose, gradCheck, randn } from './helpers.ts';
 
 const SECOND_TIME = /backward\(\): trying to backward through the graph a second time/;
@@ -91,6 +92,11 @@ const graphs: { name: string; fusions: number; leaves: (keyof typeof inputs)[]; 
     const h1 = linearResidual(layerNorm(h, w, b, 1e-5), W, b, h);
     return linearResidual(layerNorm(h1, w, b, 1e-5), W, null, h1);
   } },
+  // q, k and v of one LayerNorm output: the two linears that run after the first add theirs in the epilogue
+  { name: 'linear(h, W) + linear(h, W) + linear(h, W), h = tanh(x)', fusions: 2, leaves: ['x', 'W', 'b'], f: ([x, W, b]) => {
+    const h = tanh(x);
+    return add(add(linear(h, W, b), linear(h, W)), linear(h, W, b));
+  } },
 ];
 
 /** The leaves' gradients of f's output with a seeded output gradient, and the dispatches of backward(). */
@@ -114,7 +120,7 @@ function gradsOf({ leaves: names, f }: (typeof graphs)[number], accumulate: bool
   }
 }
 
-test('layerNorm adds its input\'s pending gradient in-kernel: the tape\'s gradients, one add dispatch fewer per fused layerNorm, same bits run to run', async () => {
+test('layerNorm and linear add their input\'s pending gradient in-kernel: the tape\'s gradients, one add dispatch fewer per fused op, same bits run to run', async () => {
   for (const graph of graphs) {
     const unfused = await gradsOf(graph, false);
     const a = await gradsOf(graph, true);

@@ -497,11 +497,13 @@ export function linearShape(op: string, xShape: readonly number[], weight: Tenso
  */
 export function linearBackwardRaw(
   x: Tensor, weight: Tensor, bias: Tensor | null, dz: Tensor, rows: number, inF: number, outF: number,
+  pendingDx: Tensor | null = null,
 ): [Tensor | null, Tensor | null, Tensor | null] {
   let dx: Tensor | null = null, dW: Tensor | null = null;
   if (x.requiresGrad) {
     dx = Tensor.empty(x.shape, { device: x.device });
-    matmulRaw(dz, weight, dx, { M: rows, N: inF, K: outF });
+    // x's gradient so far (another consumer's, e.g. q of k and v) added in the product's epilogue
+    matmulRaw(dz, weight, dx, { M: rows, N: inF, K: outF, residual: pendingDx });
   }
   const db = bias?.requiresGrad ? Tensor.empty([outF], { device: bias.device }) : null;
   if (weight.requiresGrad) {
@@ -515,11 +517,12 @@ export function linearBackwardRaw(
 
 /**
  * torch nn.Linear: x [..., in], weight [out, in], bias [out] -> x W^T + b with shape [..., out].
- * Recorded: dx = dy W, dW = dy^T x (over all leading dims), db = column sums of dy.
+ * Recorded: dx = dy W (plus x's pending gradient, in the epilogue), dW = dy^T x (over all leading dims),
+ * db = column sums of dy.
  */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const { rows, inF, outF } = linearShape('linear', x.shape, weight, bias);
   const y = Tensor.empty([...x.shape.slice(0, -1), outF], { device: x.device });
   matmulRaw(x, weight, y, { M: rows, N: outF, K: inF, transB: true, bias });
-  return record(y, 'linear', [x, weight, bias], (dy) => linearBackwardRaw(x, weight, bias, dy, rows, inF, outF));
+  return record(y, 'linear', [x, weight, bias], (dy, pending) => linearBackwardRaw(x, weight, bias, dy, rows, inF, outF, pending?.[0]), [], [0]);
 }
