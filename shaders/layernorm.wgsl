@@ -58,13 +58,14 @@ fn layernorm_forward(
 // ---- backward: dx -----------------------------------------------------------------------
 // With xhat = (x - mean) * rstd and g = dy * weight:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
-// layernorm_backward_input_accumulate writes dx_pending + dx instead: the tape hands it the gradient
+// With ACCUMULATE it writes dx_pending + dx instead: the tape hands it the gradient
 // that x already has from its other consumers (a residual add), which saves that add's pass.
 @group(0) @binding(3) var<storage, read> mean_in: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd_in: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(7) var<storage, read> dx_pending: array<f32>;
+@group(0) @binding(7) var<storage, read> dx_pending: array<f32>;  // (dy stands in without ACCUMULATE)
+override ACCUMULATE: bool = false;
 
 // (mean(g), mean(g * xhat)) of a row, summed across the workgroup
 fn backward_means(base: u32, mean: f32, rstd: f32, lid: u32) -> vec2f {
@@ -97,25 +98,9 @@ fn layernorm_backward_input(
   let rstd = rstd_in[row];
   let means = backward_means(base, mean, rstd, lid.x);
   for (var c = lid.x; c < params.cols; c += WG) {
-    dx[base + c] = backward_dx(base + c, c, mean, rstd, means);
-  }
-}
-
-@compute @workgroup_size(WG)
-fn layernorm_backward_input_accumulate(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
-) {
-  let row = row_index(wid, nwg);
-  if (row >= params.rows) { return; }
-  let base = row * params.cols;
-  let mean = mean_in[row];
-  let rstd = rstd_in[row];
-  let means = backward_means(base, mean, rstd, lid.x);
-  for (var c = lid.x; c < params.cols; c += WG) {
+    let own = backward_dx(base + c, c, mean, rstd, means);
     // pending first, in the order of the tape's add(pending, dx)
-    dx[base + c] = dx_pending[base + c] + backward_dx(base + c, c, mean, rstd, means);
+    dx[base + c] = select(own, dx_pending[base + c] + own, ACCUMULATE);
   }
 }
 

@@ -63,9 +63,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
     const dx = x.requiresGrad ? Tensor.empty(x.shape, { device }) : null;
     if (dx && rows > 0) {
       device.dispatch({
-        shader: wgsl.layernorm, entry: pending ? 'layernorm_backward_input_accumulate' : 'layernorm_backward_input',
-        constants: { WG: wg }, uniforms: { rows, cols: d, eps },
-        bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding, ...(pending ? [pending.binding] : [])],
+        shader: wgsl.layernorm, entry: 'layernorm_backward_input',
+        constants: { WG: wg, ACCUMULATE: +!!pending }, uniforms: { rows, cols: d, eps },
+        bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding, (pending ?? dy).binding],
         workgroups: device.grid(rows, 1),
       });
     }
