@@ -233,11 +233,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 /** pack_heads' workgroup (texels, rows) */
 const PACK_WG = [shaderConstant(wgsl.attention_fused, 'PACK_X'), shaderConstant(wgsl.attention_fused, 'PACK_Y')] as const;
 const FUSED_MAX_HEAD_DIM = 4 * shaderConstant(wgsl.attention_fused, 'MAX_HD4');
-/** rows per workgroup of the tile kernels (ROWS) and of the texture kernels (LANES) */
-const FUSED_ROWS = {
-  'fused-tiles': shaderConstant(wgsl.attention_fused, 'ROWS'), 'fused-texture': shaderConstant(wgsl.attention_fused_texture, 'LANES'),
-} as const;
-type FusedVariant = keyof typeof FUSED_ROWS;
+type FusedVariant = 'fused-tiles' | 'fused-texture';
+type FusedEntry = 'forward' | 'backward_dq' | 'backward_dkdv';
+/** the subgroup width the texture kernels need */
+const TEXTURE_LANES = shaderConstant(wgsl.attention_fused_texture, 'LANES');
+/** query (or key) rows per workgroup: ROWS in the tile kernels; QROWS or KROWS per lane in the texture kernels */
+function fusedRows(variant: FusedVariant, entry: FusedEntry): number {
+  if (variant === 'fused-tiles') return shaderConstant(wgsl.attention_fused, 'ROWS');
+  return TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, entry === 'backward_dkdv' ? 'KROWS' : 'QROWS');
+}
 
 /** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
 export const fusedAttentionConfig = { textureRows: 0 };
@@ -277,7 +281,7 @@ export function attentionScoreBytes(device: Device, d: { batch: number; seq: num
 function runnableVariant(device: Device, d: { seq: number; heads: number; headDim: number }, variant: AttentionVariant): AttentionVariant {
   if (variant === 'unfused' || d.headDim > FUSED_MAX_HEAD_DIM) return 'unfused';
   if (variant === 'fused-texture') {
-    const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= FUSED_ROWS['fused-texture'];
+    const subgroups = device.features.has('subgroups') && device.subgroupMinSize >= TEXTURE_LANES;
     if (!subgroups || d.heads * d.seq > textureRows(device)) return 'unfused';
   }
   return variant;
@@ -294,12 +298,12 @@ interface FusedOperands { q: Tensor; k: Tensor; v: Tensor; dOut?: Tensor }
  * operands) from textures, filled per run of batch items that fits the texture height.
  */
 function fusedKernel(
-  variant: FusedVariant, entry: 'forward' | 'backward_dq' | 'backward_dkdv', ops: FusedOperands, textures: (keyof FusedOperands)[],
+  variant: FusedVariant, entry: FusedEntry, ops: FusedOperands, textures: (keyof FusedOperands)[],
   outputs: Tensor[], stats: Tensor, d: FusedDims, mask: MaskSpec,
 ): void {
   const device = stats.device;
   const hd4 = Math.ceil(d.headDim / 4);
-  const rows = FUSED_ROWS[variant];
+  const rows = fusedRows(variant, entry);
   const common = {
     constants: { DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0, HD4: hd4 },
     label: `attention_fused:${entry}_${variant.slice(6)}`,
