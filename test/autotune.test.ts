@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setupDevice } from './helpers.ts';
 import {
-  attentionAutotuneKey, attentionCandidates, autotune, autotuneAttention, autotuneKey, autotuneMatmul, lastAttentionAutotune, lastAutotune,
+  UNFUSED_HANDICAP, attentionAutotuneKey, attentionCandidates, autotune, autotuneAttention, autotuneKey, autotuneMatmul, lastAttentionAutotune, lastAutotune,
   type AttentionAutotuneEntry, type AutotuneCache, type AutotuneEntry,
 } from '../src/ops/autotune.ts';
 import { nodeAutotuneCache } from '../src/ops/autotune-cache-node.ts';
@@ -158,8 +158,10 @@ test('attention: measuring times the candidates (a cached non-candidate does not
     assert.is(r.source, 'measured');
     assert.ok(attentionCandidates(device).includes(r.attentionVariant));
     const live = attentionCandidates(device).filter((v) => !r.abandoned?.includes(v));
-    assert.is(r.ms[r.attentionVariant], Math.min(...live.map((v) => r.ms[v]!)));
-    assert.is(r.msLong[r.attentionLongVariant], Math.min(...live.map((v) => r.msLong[v]!)));
+    // the fastest, where today's path pays a 10 % handicap against the fused kernel
+    const cost = (ms: Partial<Record<string, number>>, v: string) => ms[v]! * (v === 'unfused' ? UNFUSED_HANDICAP : 1);
+    assert.is(cost(r.ms, r.attentionVariant), Math.min(...live.map((v) => cost(r.ms, v))));
+    assert.is(cost(r.msLong, r.attentionLongVariant), Math.min(...live.map((v) => cost(r.msLong, v))));
     assert.is(kernelVariants(device).attention, r.attentionVariant);
     assert.is(kernelVariants(device).attentionLong, r.attentionLongVariant);
     assert.is((cache.data[r.key] as AttentionAutotuneEntry).attentionVariant, r.attentionVariant);
