@@ -234,10 +234,11 @@ export function attentionCandidates(device: Device): AttentionVariant[] {
 
 const attentionShapeName = (s: AttentionShape) => `B${s.batch} S${s.seq} H${s.heads} hd${s.headDim}`;
 
-/** The cache key of the attention choice: adapter, features, and the attention and matmul shaders. */
+/** The cache key of the attention choice: adapter, features, the attention and matmul shaders, and the shapes timed. */
 export function attentionAutotuneKey(device: Device): string {
   const shaders = [wgsl.attention, wgsl.attention_fused, wgsl.attention_fused_texture, wgsl.matmul, wgsl.matmul_texture];
-  return `attention | ${device.description} | ${[...device.features].sort().join(',')} | ${kernelFingerprint(shaders)}`;
+  const shapes = attentionShapesFor(device).map(attentionShapeName).join(', ');
+  return `attention | ${device.description} | ${[...device.features].sort().join(',')} | ${kernelFingerprint(shaders)} | ${shapes}`;
 }
 
 /** Wall time (ms) of forward + backward of one attention with the variant set (`warmUp`: one run first, compiling pipelines). */
