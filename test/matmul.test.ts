@@ -5,7 +5,7 @@ import { Device } from '../src/gpu/device.ts';
 import type { KernelVariant } from '../src/ops/variants.ts';
 import { releaseScratchTextures, scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
 import { wgsl } from '../src/gpu/wgsl.generated.ts';
-import { matmul, matmulConfig, matmulKernel, matmulRaw, linear } from '../src/ops/matmul.ts';
+import { matmul, matmulConfig, matmulKernel, matmulRaw, linear, splitKCount } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, dispatchedEntries, gradCheck, messageHas, randn } from './helpers.ts';
 
@@ -317,12 +317,25 @@ test("matmulRaw shared, subgroup4: GPU adapters' K slices (partial products, the
     const dW = Tensor.empty([O * I]);
     const dyT = Tensor.fromArray(dy, [dy.length]), xT = Tensor.fromArray(x, [x.length]);
     const entries = dispatchedEntries(Device.default, () => matmulRaw(dyT, xT, dW, { M: O, N: I, K: R, transA: true, variant: 'shared' }));
-    assert.equal(entries, ['matmul:matmul_shared', 'matmul:matmul_shared', 'reduce:sum_rows'], '4 slices of 52 rows: 3 as a batch, the short last one, the sum');
+    assert.equal(entries, ['matmul:matmul_shared', 'matmul:matmul_shared', 'reduce:sum_rows'], '4 slices of 50 rows: 3 as a batch, the short last one, the sum');
     assertClose('dW = dy^T x in 4 K slices', await dW.toArray(), matmulRef(dy, x, { M: O, N: I, K: R, transA: true }), fwdTol);
   } finally {
     matmulConfig.splitK = splitK;
   }
 }));
+
+test('splitKCount: GPU adapters split long-K products with few output tiles, into a count that divides K where one is near; CPU adapters never', () => {
+  for (const [M, N, K] of [[192, 192, 1576], [192, 192, 12608], [768, 192, 1576], [192, 768, 12608], [10, 10, 997], [1576, 768, 192], [2048, 2048, 4096]]) {
+    assert.is(splitKCount(true, M, N, K), 1, 'CPU');
+    const s = splitKCount(false, M, N, K);
+    const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
+    const target = Math.max(1, Math.min(Math.floor(K / 256), Math.ceil(256 / tiles)));
+    assert.ok(s >= 1 && s <= target && s >= Math.ceil(target / 2), `${M}x${N}x${K}: ${s} slices, target ${target}`);
+    const divisor = [...Array(target - Math.ceil(target / 2) + 1).keys()].map((i) => target - i).find((d) => d > 1 && K % d === 0);
+    assert.is(s, divisor ?? target, `${M}x${N}x${K}`);
+  }
+  assert.is(splitKCount(false, 192, 192, 1576), 4, 'ViT-Ti batch 8 dW: 4 slices of 394 rows, none shorter');
+});
 
 test('matmulRaw register: a full scratch-texture cache is emptied before a product, never within one', () => tidy(async () => {
   const device = Device.default;

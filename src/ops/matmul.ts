@@ -119,9 +119,17 @@ export function matmulKernel(
  * CPU adapters: 1 (their kernels have few, large workgroups anyway, and their float order stays).
  */
 function splitKFor(device: Device, M: number, N: number, K: number): number {
-  if (device.isCPU) return 1;
+  return splitKCount(device.isCPU, M, N, K);
+}
+
+/** splitKFor's rule, for an adapter that is a CPU rasteriser or not (exported for tests). */
+export function splitKCount(isCPU: boolean, M: number, N: number, K: number): number {
+  if (isCPU) return 1;
   const tiles = Math.ceil(M / SHARED_TILE) * Math.ceil(N / SHARED_TILE);
-  return Math.max(1, Math.min(Math.floor(K / SPLIT_K_MIN), Math.ceil(SPLIT_K_TILES / tiles)));
+  const splits = Math.max(1, Math.min(Math.floor(K / SPLIT_K_MIN), Math.ceil(SPLIT_K_TILES / tiles)));
+  // a count that divides K (B*S rows: 1576 = 8 x 197) needs no trailing short slice, one dispatch fewer
+  for (let d = splits; d >= Math.ceil(splits / 2) && d > 1; d--) if (K % d === 0) return d;
+  return splits;
 }
 
 /**
@@ -133,7 +141,10 @@ function splitKMatmul(a: Tensor, b: Tensor, out: Tensor, q: {
   ldA: number; ldB: number; alpha: number; accumulate: boolean; variant: KernelVariant;
 }, splits: number): void {
   const { M, N, K, transA, transB, ldA, ldB, variant } = q;
-  const slice = Math.ceil(K / splits / 4) * 4; // (a multiple of 4 keeps vec4 loads where the operands allow them)
+  // where a step along K moves along a stored row (A not transposed, or B transposed), slices of a
+  // multiple of 4 keep vec4 loads; where it moves whole rows (dW = dy^T x) any slice does
+  const alongRows = !transA || transB;
+  const slice = alongRows ? Math.ceil(K / splits / 4) * 4 : Math.ceil(K / splits);
   const whole = Math.floor(K / slice), rest = K - whole * slice;
   // one slice further along K: rows of a stored [K, *] operand, columns of a stored [*, K] one
   const stepA = transA ? slice * ldA : slice, stepB = transB ? slice : slice * ldB;
