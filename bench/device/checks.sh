@@ -1,20 +1,11 @@
 #!/bin/bash
-# Carried beside the checkout: .gl/ (Debian libvulkan1 + GL loader .debs) and .devgpu/devpkg.tar.xz (Node 20, the
-# repo's node_modules minus typescript/playwright, ../shared/golden, and the tfjs peer bundled by esbuild into peer/).
-# One device session: loaders, node + modules, then GPU tests, benches, peer. Logs under $OUT.
-set -u
-T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+# One device session: GPU tests, benches with each kernel variant, kernels. Logs under $OUT.
+source bench/device/setup.sh
 before() { [ $(( $(date +%s) - T0 )) -lt $1 ] || { el "skipped (time): ${*:2}"; return 1; }; }
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-mkdir -p /tmp/dp && tar -C /tmp/dp -xJf .devgpu/devpkg.tar.xz
-export PATH=/tmp/dp:$PATH ESBUILD_BINARY_PATH=/tmp/dp/node_modules/@esbuild/linux-x64/bin/esbuild
 ln -sfn /tmp/dp/node_modules node_modules
 mkdir -p ../shared && ln -sfn /tmp/dp/golden ../shared/golden
-export XDG_RUNTIME_DIR=/tmp/xdg VITCATS_CACHE_DIR=/tmp/vcache; mkdir -p $XDG_RUNTIME_DIR $VITCATS_CACHE_DIR
 { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv; nproc; node --version; } > $OUT/env.txt 2>&1
 node scripts/embed-shaders.mjs
-N="node --conditions=vitcatsvdogs-source --import tsx"
 el "setup done"; cat $OUT/env.txt
 # 1. the test suite on the GPU (all but the browser / packaging / web-server files)
 mkdir -p /tmp/gt; for f in test/*.test.ts; do case $f in *browser*|*package*|*web-serve*|*cli.test*|*trainer.test*) ;; *) ln -sf $PWD/$f /tmp/gt/;; esac; done

@@ -237,11 +237,14 @@ type FusedVariant = 'fused-tiles' | 'fused-texture';
 type FusedEntry = 'forward' | 'backward_dq' | 'backward_dkdv';
 /** the subgroup width the texture kernels need */
 const TEXTURE_LANES = shaderConstant(wgsl.attention_fused_texture, 'LANES');
-/** query (or key) rows per workgroup: ROWS in the tile kernels; QROWS or KROWS per lane in the texture kernels */
-function fusedRows(variant: FusedVariant, entry: FusedEntry): number {
-  if (variant === 'fused-tiles') return shaderConstant(wgsl.attention_fused, 'ROWS');
-  return TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, entry === 'backward_dkdv' ? 'KROWS' : 'QROWS');
-}
+/** query (key) rows per workgroup: ROWS in the tile kernels; QROWS (KROWS) per lane in the texture kernels */
+const FUSED_ROWS = {
+  'fused-tiles': { query: shaderConstant(wgsl.attention_fused, 'ROWS'), key: shaderConstant(wgsl.attention_fused, 'ROWS') },
+  'fused-texture': {
+    query: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'QROWS'),
+    key: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'KROWS'),
+  },
+} as const;
 
 /** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
 export const fusedAttentionConfig = { textureRows: 0 };
@@ -303,7 +306,7 @@ function fusedKernel(
 ): void {
   const device = stats.device;
   const hd4 = Math.ceil(d.headDim / 4);
-  const rows = fusedRows(variant, entry);
+  const rows = FUSED_ROWS[variant][entry === 'backward_dkdv' ? 'key' : 'query'];
   const common = {
     constants: { DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0, HD4: hd4 },
     label: `attention_fused:${entry}_${variant.slice(6)}`,

@@ -118,11 +118,6 @@ export function matmulKernel(
  * 64) is 9 output tiles, so 9 workgroups would each walk all of K (98 ms of a 195 ms step on an H200).
  * CPU adapters: 1 (their kernels have few, large workgroups anyway, and their float order stays).
  */
-function splitKFor(device: Device, M: number, N: number, K: number): number {
-  return splitKCount(device.isCPU, M, N, K);
-}
-
-/** splitKFor's rule, for an adapter that is a CPU rasteriser or not (exported for tests). */
 export function splitKCount(isCPU: boolean, M: number, N: number, K: number): number {
   if (isCPU) return 1;
   const tiles = Math.ceil(M / SHARED_TILE) * Math.ceil(N / SHARED_TILE);
@@ -263,7 +258,7 @@ export function matmulRaw(a: Tensor, b: Tensor, out: Tensor, p: MatmulParams): v
     kernel = { shader: wgsl.matmul, entry: 'matmul_register' };
   }
   sumAApart();
-  const splits = p.splitK ?? (matmulConfig.splitK || splitKFor(device, M, N, K));
+  const splits = p.splitK ?? (matmulConfig.splitK || splitKCount(device.isCPU, M, N, K));
   if (splits > 1 && batch === 1 && epilogue === EPILOGUE.none && !bias && offsetC === 0 && ldC === N && K >= splits) {
     splitKMatmul(a, b, out, { M, N, K, transA, transB, offsetA, offsetB, ldA, ldB, alpha: p.alpha ?? 1, accumulate: !!p.accumulate, variant }, splits);
     return;
