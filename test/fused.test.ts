@@ -195,8 +195,9 @@ test('matmulRaw register: epilogues on products split into K slices and row bloc
 
 test('matmulRaw sumA: column sums of a = A^T beside the product, every kernel, K slices, row blocks, accumulate', async () => {
   const device = await setupDevice();
-  // [K, M, N]: one row; odd sizes; ViT's 197 rows into a wide output; past the texture height below
-  const cases = [[1, 37, 10], [197, 24, 37], [577, 10, 24], [53, 30, 12]] as const;
+  // [K, M, N]: one row; odd sizes; ViT's 197 rows into a wide output; past the texture height below; two
+  // 64-row workgroups of the texture kernel, the second part-filled
+  const cases = [[1, 37, 10], [197, 24, 37], [577, 10, 24], [53, 30, 12], [40, 100, 9]] as const;
   let seed = 990;
   for (const variant of variants) {
     for (const [K, M, N] of cases) {

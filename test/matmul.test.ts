@@ -5,7 +5,7 @@ import { Device } from '../src/gpu/device.ts';
 import type { KernelVariant } from '../src/ops/variants.ts';
 import { releaseScratchTextures, scratchTextureBytes, scratchTextureConfig } from '../src/ops/scratch-textures.ts';
 import { wgsl } from '../src/gpu/wgsl.generated.ts';
-import { matmul, matmulConfig, matmulKernel, matmulRaw, linear, splitKCount } from '../src/ops/matmul.ts';
+import { matmul, matmulConfig, matmulKernel, matmulRaw, linear, splitKCount, textureRowGroups } from '../src/ops/matmul.ts';
 import { matmulRef, linearRef, linearBackwardRef } from '../src/ref/matmul.ts';
 import { assertClose, dispatchedEntries, gradCheck, messageHas, randn } from './helpers.ts';
 
@@ -336,6 +336,38 @@ test('splitKCount: GPU adapters split long-K products with few output tiles, int
   }
   assert.is(splitKCount(false, 192, 192, 1576), 4, 'ViT-Ti batch 8 dW: 4 slices of 394 rows, none shorter');
 });
+
+test('matmul_texture: 64-row workgroups unless they waste over 10 % more rows than 32-row ones; both give the same bits', () => tidy(async () => {
+  const device = Tensor.empty([1]).device;
+  for (const M of [1, 8, 31, 33, 64, 65, 197, 1576, 4160]) {
+    const rows = (g: number) => Math.ceil(M / (8 * g)) * 8 * g;
+    assert.is(textureRowGroups(M), rows(8) <= 1.1 * rows(4) ? 8 : 4, `M=${M}`);
+  }
+  assert.ok([197, 8, 65].every((M) => textureRowGroups(M) === 4) && [1576, 4160, 33].every((M) => textureRowGroups(M) === 8), 'both sizes occur');
+  if (matmulKernel('register', device).entry !== 'matmul_texture') return;
+  // Each output is one fma chain over k in order, whatever the workgroup's rows: the first 197 rows of a
+  // 1576-row product (64-row workgroups) equal, bit for bit, the 197-row product (32-row ones), at every
+  // transpose and with the bias sums of A beside dW
+  const [M, K, N] = [1576, 72, 40];
+  let seed = 1900;
+  for (const [transA, transB] of transposes) {
+    const a = randn(M * K, seed++), b = randn(K * N, seed++);
+    const head = new Float32Array(197 * K);
+    for (let m = 0; m < 197; m++) for (let k = 0; k < K; k++) head[m * K + k] = transA ? a[k * M + m] : a[m * K + k];
+    const headStored = transA ? Float32Array.from({ length: 197 * K }, (_, i) => head[(i % 197) * K + Math.floor(i / 197)]) : head;
+    const sums = [Tensor.zeros([M]), Tensor.zeros([197])];
+    const full = Tensor.empty([M * N]), part = Tensor.empty([197 * N]);
+    matmulRaw(Tensor.fromArray(a, [a.length]), Tensor.fromArray(b, [b.length]), full, { M, N, K, transA, transB, variant: 'register', sumA: transA ? sums[0] : null });
+    matmulRaw(Tensor.fromArray(headStored, [headStored.length]), Tensor.fromArray(b, [b.length]), part, { M: 197, N, K, transA, transB, variant: 'register', sumA: transA ? sums[1] : null });
+    const got = await full.toArray();
+    assert.equal(Buffer.from(got.subarray(0, 197 * N).buffer.slice(0, 197 * N * 4)), Buffer.from((await part.toArray()).buffer), `${tag(transA, transB)}: rows 0..196`);
+    assertClose(`${tag(transA, transB)} 1576 rows`, got, matmulRef(a, b, { M, N, K, transA, transB }), fwdTol);
+    if (transA) {
+      const s = await sums[0].toArray();
+      assert.equal(Buffer.from(s.buffer.slice(0, 197 * 4)), Buffer.from((await sums[1].toArray()).buffer), 'sums of A, rows 0..196');
+    }
+  }
+}));
 
 test('matmulRaw register: a full scratch-texture cache is emptied before a product, never within one', () => tidy(async () => {
   const device = Device.default;

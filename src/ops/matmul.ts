@@ -72,12 +72,11 @@ export interface MatmulParams {
 const EPILOGUE = { none: 0, gelu: 1, geluPreact: 2, residual: 3, geluGrad: 4 } as const;
 
 // Must match the shaders: RT_M, WG_N (one 8-lane AVX2 vector on lavapipe, 4 columns per lane), TS,
-// matmul_texture's LANES and ROWS, and pack_operand's workgroup.
+// matmul_texture's LANES, and pack_operand's workgroup.
 const REGISTER_ROWS = shaderConstant(wgsl.matmul, 'RT_M');
 const REGISTER_LANES = 8;
 const SHARED_TILE = shaderConstant(wgsl.matmul, 'TS');
 const TEXTURE_LANES = shaderConstant(wgsl.matmul_texture, 'LANES');
-const TEXTURE_ROWS = shaderConstant(wgsl.matmul_texture, 'ROWS');
 const SUBGROUP4_ROWS = shaderConstant(wgsl.matmul_subgroup4, 'ROWS');
 const SUBGROUP4_COLS = 4 * shaderConstant(wgsl.matmul_subgroup4, 'LANES');
 const PACK_WG = [shaderConstant(wgsl.matmul_texture, 'PACK_X'), shaderConstant(wgsl.matmul_texture, 'PACK_Y')] as const;
@@ -374,14 +373,24 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   fillOperandTexture(a, texA, q.a, rowsA, colsA, items, heads);
   fillOperandTexture(b, texB, q.b, rowsB, colsB, items, heads);
   const c = q.c;
+  const rowGroups = textureRowGroups(M);
   device.dispatch({
     shader: wgsl.matmul_texture, entry: 'matmul_texture',
-    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue, SUM_A: +!!q.sumA },
+    constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue, SUM_A: +!!q.sumA, GROUPS: rowGroups },
     uniforms: { M, N, K, strideC: c.stride, offsetC: c.offset, hasBias: !!q.bias, ldC: c.ld, heads, headStrideC: c.headStride, alpha: q.alpha },
     bindings: [texA.view, texB.view, out.binding, (q.bias ?? b).binding, (q.residual ?? b).binding,
       q.preact?.binding ?? spareOutput(device, 0), q.sumA?.binding ?? spareOutput(device, 1)],
-    workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / TEXTURE_ROWS), items],
+    workgroups: [Math.ceil(N / (4 * TEXTURE_LANES)), Math.ceil(M / (rowGroups * TEXTURE_LANES)), items],
   });
+}
+
+/**
+ * matmul_texture's register tiles of 8 rows per workgroup (its GROUPS): 8 (64 rows, the fastest on
+ * lavapipe) unless rounding M up to 64 rows computes over 10 % more rows than rounding it up to 32.
+ */
+export function textureRowGroups(M: number): 4 | 8 {
+  const rows = (g: number) => Math.ceil(M / (g * TEXTURE_LANES)) * g * TEXTURE_LANES;
+  return rows(8) <= 1.1 * rows(4) ? 8 : 4;
 }
 
 /**
