@@ -7,7 +7,8 @@
 // Flags: --name NAME (default "compare") --rounds N (default 2) --baseline DIR (a checkout with
 // node_modules; its `npm run bench:vit` is run) --peer (run the tfjs peer too) --vit="FLAGS" (bench:vit
 // flags for both sides, with `=`; default ViT-Ti/16 @224 batch 8) --kernels="FLAGS" (also run
-// bench:kernels with these flags on this checkout and the baseline) --out FILE.
+// bench:kernels with these flags on this checkout and the baseline) --attention (also run bench/attention.ts,
+// this checkout's harness, on each side's library) --no-vit (skip bench:vit) --out FILE.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -23,6 +24,8 @@ const baseline = flag(args, 'baseline');
 const withPeer = flag(args, 'peer') !== undefined;
 const vitFlags = (flag(args, 'vit') ?? '').split(' ').filter(Boolean);
 const kernelFlags = flag(args, 'kernels')?.split(' ').filter(Boolean) ?? null;
+const withAttention = flag(args, 'attention') !== undefined;
+const withVit = flag(args, 'no-vit') === undefined;
 const date = new Date().toISOString().slice(0, 10);
 const out = flag(args, 'out') ?? join(root, 'bench', 'results', `${date}-${name}.json`);
 
@@ -59,10 +62,14 @@ for (let round = 1; round <= rounds; round++) {
   // alternate the order each round
   const order = round % 2 ? sides : [...sides].reverse();
   for (const { side, dir } of order) {
-    runJson(side, 'vit', round, 'npm', ['run', '--silent', 'bench:vit', '--', ...vitFlags, '--json'], dir);
+    if (withVit) runJson(side, 'vit', round, 'npm', ['run', '--silent', 'bench:vit', '--', ...vitFlags, '--json'], dir);
+    if (withAttention) {
+      runJson(side, 'attention', round, process.execPath,
+        ['--conditions=vitcatsvdogs-source', '--import', 'tsx', 'bench/attention.ts', '--root', dir, '--json'], root);
+    }
     if (kernelFlags) runJson(side, 'kernels', round, 'npm', ['run', '--silent', 'bench:kernels', '--', ...kernelFlags, '--json'], dir);
   }
-  if (peer) {
+  if (peer && withVit) {
     const img = vitFlags.includes('--image') ? ['--img', vitFlags[vitFlags.indexOf('--image') + 1]] : [];
     const patch = vitFlags.includes('--patch') ? ['--patch', vitFlags[vitFlags.indexOf('--patch') + 1]] : [];
     runJson('tfjs', 'vit', round, process.execPath, ['--import', './register-loader.mjs', 'bench_tfjs.mjs', '--skip-matmul', ...img, ...patch], peer);
@@ -77,6 +84,11 @@ const summary: Record<string, Record<string, number | null>> = {};
 for (const side of [...sides.map((s) => s.side), ...(peer ? ['tfjs'] : [])]) {
   const t = pick(side, 'train_img_s'), i = pick(side, 'infer_img_s');
   summary[side] = { train_img_s: t.length ? median(t) : null, infer_img_s: i.length ? median(i) : null, runs: t.length };
+  // attention: the median over rounds of each shape's fwd+bwd ms
+  const attention = runs.filter((r) => r.side === side && r.bench === 'attention').flatMap((r) => (r.result as { cases: { shape: string; ms: number }[] }).cases);
+  for (const shape of new Set(attention.map((c) => c.shape))) {
+    summary[side][`attention_ms ${shape}`] = median(attention.filter((c) => c.shape === shape).map((c) => c.ms));
+  }
 }
 const commit = (dir: string) => {
   try {

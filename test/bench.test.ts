@@ -5,19 +5,19 @@ import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { vitRunFailures } from '../bench/common.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Runs a bench script with --json (its autotune cache in a temporary folder): its exit code and last line, parsed. */
-async function run(script: string, args: string[]): Promise<{ code: number; json: Record<string, any>; output: string }> {
+async function run(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; json: Record<string, any>; output: string }> {
   const cache = mkdtempSync(join(tmpdir(), 'vitcats-bench-'));
   try {
     return await new Promise((resolve, reject) => {
       execFile(process.execPath, ['--import', 'tsx', join(root, 'bench', script), ...args, '--json'], {
-        cwd: root, env: { ...process.env, VITCATS_CACHE_DIR: cache }, maxBuffer: 16 << 20,
+        cwd: root, env: { ...process.env, VITCATS_CACHE_DIR: cache, ...env }, maxBuffer: 16 << 20,
       }, (err, stdout, stderr) => {
         try {
           resolve({ code: err ? Number(err.code ?? 1) : 0, json: JSON.parse(stdout.trim().split('\n').pop()!), output: stdout + stderr });
@@ -32,8 +32,8 @@ async function run(script: string, args: string[]): Promise<{ code: number; json
 }
 
 /** A bench run that must succeed (exit 0): its JSON line. */
-async function bench(script: string, args: string[]): Promise<Record<string, any>> {
-  const r = await run(script, args);
+async function bench(script: string, args: string[], env: Record<string, string> = {}): Promise<Record<string, any>> {
+  const r = await run(script, args, env);
   assert.is(r.code, 0, `${script} exited with ${r.code}:\n${r.output}`);
   return r.json;
 }
@@ -87,6 +87,23 @@ test('bench:kernels: the chosen cases are validated and timed; JSON rows as spec
     assert.ok(k.ms > 0 && k.gflops > 0, `${k.name} ${k.variant}: ${k.ms} ms, ${k.gflops} GFLOP/s`);
   }
   assert.ok(r.ceilings.gflops > 0 && r.ceilings.gbps > 0);
+});
+
+test('bench/attention.ts: times the attention op of a checkout; the same variant gives the same outputs, another variant others', async () => {
+  const args = ['--root', root, '--reps', '1', '--shapes', '1x17x2x8,2x9x3x16'];
+  const run = (variant: string) => bench('attention.ts', args, { VITCATS_ATTENTION_VARIANT: variant }) as Promise<{ root: string; cases: { shape: string; ms: number; variant: string; outputs_sha256: string }[] }>;
+  const [a, b, other] = [await run('unfused'), await run('unfused'), await run('fused-texture')];
+  assert.is(a.root, resolve(root));
+  assert.equal(a.cases.map((c) => c.shape), ['B1 S17 H2 hd8', 'B2 S9 H3 hd16']);
+  for (const c of a.cases) {
+    assert.ok(c.ms > 0 && Number.isFinite(c.ms), `${c.shape}: ${c.ms} ms`);
+    assert.is(c.variant, 'unfused');
+  }
+  assert.equal(a.cases.map((c) => c.outputs_sha256), b.cases.map((c) => c.outputs_sha256), 'outputs differ between runs');
+  // where the fused kernel runs (lavapipe: subgroups), its float order differs from today's path
+  for (const [i, c] of other.cases.entries()) {
+    if (c.variant !== 'unfused') assert.is.not(c.outputs_sha256, a.cases[i].outputs_sha256, `${c.shape}: ${c.variant} hashed like unfused`);
+  }
 });
 
 test.run();
