@@ -229,6 +229,35 @@ test('built-in set: Ctrl-C mid-epoch saves, --resume finishes with the same step
   assert.equal(readJsonl(join(synOut, 'metrics.jsonl')).map((m) => m.step), [5, 10]);
 });
 
+test("built-in set: a run stopped (mid-epoch or at an epoch's end) and resumed ends bit for bit like an uninterrupted one", async () => {
+  // augmentation on, so that the data order and the crops, flips and jitter must be restored too
+  const params = (out: string) => writeParams(`${out}.json`, {
+    synthetic: { per_class: 24, size: 32 }, train_dir: 'syn-data', out_dir: out, cache_dir: 'cache', model: TINY,
+    epochs: 3, lr: 1e-3, batch_size: 8, val_split: 0.25, workers: 0, warmup_epochs: 1,
+    augment: { random_resized_crop: true, crop_scale: [0.5, 1], flip: true, color_jitter: 0.2 },
+  });
+  const finished = (out: string) => ({
+    metrics: readJsonl(join(root, out, 'metrics.jsonl')).map(({ seconds: _s, ...m }) => m),
+    files: ['model.safetensors', 'optimizer.safetensors'].map((f) => readFileSync(join(root, out, 'last', f))),
+  });
+  const whole = await run(['--params', params('resume-whole')]);
+  assert.is(whole.code, 0, whole.err.join('\n'));
+  const want = finished('resume-whole');
+  assert.is(want.metrics.length, 3);
+  // 36 training images, batch 8: 5 steps per epoch; stop after step 7 (epoch 2) and after step 5
+  for (const [out, stopAt] of [['resume-mid', 7], ['resume-edge', 5]] as const) {
+    let steps = 0;
+    const first = await run(['--params', params(out)], { onStep: () => { steps++; }, shouldStop: () => steps >= stopAt });
+    assert.is(first.code, 130, `${out}: ${first.err.join('\n')}`);
+    const again = await run(['--params', params(out), '--resume']);
+    assert.is(again.code, 0, `${out}: ${again.err.join('\n')}`);
+    const got = finished(out);
+    assert.equal(got.metrics, want.metrics, `${out}: metrics`);
+    assert.ok(got.files[0].equals(want.files[0]), `${out}: the weights differ from the uninterrupted run's`);
+    assert.ok(got.files[1].equals(want.files[1]), `${out}: the AdamW moments differ from the uninterrupted run's`);
+  }
+});
+
 test('bad parameters and run conflicts: each has its message, out_dir is untouched', async () => {
   const before = snapshot(synOut);
   const cases: [string[], RegExp][] = [
