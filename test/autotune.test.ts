@@ -80,7 +80,8 @@ test('measuring picks a variant, stores it, and stays short', async () => {
     assert.is(kernelVariants(device).matmul, r.matmulVariant);
     assert.is(cache.writes, 1);
     assert.is((cache.data[r.key] as AutotuneEntry).matmulVariant, r.matmulVariant);
-    assert.ok(seconds < 10, `autotune took ${seconds.toFixed(1)} s`);
+    // (with Mesa's shader cache cold, as on a fresh CI machine, compiling the texture kernels takes most of it)
+    assert.ok(seconds < 20, `autotune took ${seconds.toFixed(1)} s`);
     // a refresh measures again even with an entry
     const again = await autotuneMatmul(device, { cache, refresh: true });
     assert.is(again.source, 'measured');

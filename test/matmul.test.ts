@@ -337,18 +337,24 @@ test('splitKCount: GPU adapters split long-K products with few output tiles, int
   assert.is(splitKCount(false, 192, 192, 1576), 4, 'ViT-Ti batch 8 dW: 4 slices of 394 rows, none shorter');
 });
 
-test('matmul_texture: 64-row workgroups unless they waste over 10 % more rows than 32-row ones; both give the same bits', () => tidy(async () => {
+test('matmul_texture: 64-row workgroups for products of 100 MFLOP or more unless they waste over 10 % more rows than 32-row ones; both give the same bits', () => tidy(async () => {
   const device = Tensor.empty([1]).device;
   for (const M of [1, 8, 31, 33, 64, 65, 197, 1576, 4160]) {
     const rows = (g: number) => Math.ceil(M / (8 * g)) * 8 * g;
-    assert.is(textureRowGroups(M), rows(8) <= 1.1 * rows(4) ? 8 : 4, `M=${M}`);
+    assert.is(textureRowGroups(M, 768, 192), 2 * M * 768 * 192 >= 1e8 && rows(8) <= 1.1 * rows(4) ? 8 : 4, `M=${M}`);
+    assert.is(textureRowGroups(M, 4, 4), 4, `M=${M}, a small product`);
   }
-  assert.ok([197, 8, 65].every((M) => textureRowGroups(M) === 4) && [1576, 4160, 33].every((M) => textureRowGroups(M) === 8), 'both sizes occur');
+  // ViT-Ti's products at batch 8 (rows 1576): forward, dX and dW of the MLP and attention linears
+  for (const [M, N, K] of [[1576, 768, 192], [1576, 192, 768], [768, 192, 1576], [192, 768, 1576], [192, 192, 1576], [1576, 192, 192]]) {
+    assert.is(textureRowGroups(M, N, K), 8, `${M}x${N}x${K}`);
+  }
+  assert.ok(textureRowGroups(197, 768, 192) === 4 && textureRowGroups(4160, 128, 128) === 8, 'both sizes occur');
   if (matmulKernel('register', device).entry !== 'matmul_texture') return;
   // Each output is one fma chain over k in order, whatever the workgroup's rows: the first 197 rows of a
   // 1576-row product (64-row workgroups) equal, bit for bit, the 197-row product (32-row ones), at every
   // transpose and with the bias sums of A beside dW
-  const [M, K, N] = [1576, 72, 40];
+  const [M, K, N] = [1576, 160, 200];
+  assert.ok(textureRowGroups(M, N, K) === 8 && textureRowGroups(197, N, K) === 4);
   let seed = 1900;
   for (const [transA, transB] of transposes) {
     const a = randn(M * K, seed++), b = randn(K * N, seed++);

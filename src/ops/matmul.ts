@@ -373,7 +373,7 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
   fillOperandTexture(a, texA, q.a, rowsA, colsA, items, heads);
   fillOperandTexture(b, texB, q.b, rowsB, colsB, items, heads);
   const c = q.c;
-  const rowGroups = textureRowGroups(M);
+  const rowGroups = textureRowGroups(M, N, K * items);
   device.dispatch({
     shader: wgsl.matmul_texture, entry: 'matmul_texture',
     constants: { TRANS_A: +transA, TRANS_B: +transB, ACCUMULATE: +q.accumulate, EPILOGUE: q.epilogue, SUM_A: +!!q.sumA, GROUPS: rowGroups },
@@ -386,9 +386,13 @@ function textureMatmul(a: Tensor, b: Tensor, out: Tensor, q: TextureProduct): vo
 
 /**
  * matmul_texture's register tiles of 8 rows per workgroup (its GROUPS): 8 (64 rows, the fastest on
- * lavapipe) unless rounding M up to 64 rows computes over 10 % more rows than rounding it up to 32.
+ * lavapipe) for products of 100 MFLOP or more (all of ViT-Ti's at batch 8) unless rounding M up to 64
+ * rows computes over 10 % more rows than rounding it up to 32; 4 below that, where the 64-row kernel's
+ * compilation (about 3x the 32-row one's on lavapipe, paid once per machine while Mesa's shader cache
+ * holds it) would outweigh what it saves. `work` is K times the batch items.
  */
-export function textureRowGroups(M: number): 4 | 8 {
+export function textureRowGroups(M: number, N: number, work: number): 4 | 8 {
+  if (2 * M * N * work < 1e8) return 4;
   const rows = (g: number) => Math.ceil(M / (g * TEXTURE_LANES)) * g * TEXTURE_LANES;
   return rows(8) <= 1.1 * rows(4) ? 8 : 4;
 }
