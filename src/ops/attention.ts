@@ -237,14 +237,16 @@ type FusedVariant = 'fused-tiles' | 'fused-texture';
 type FusedEntry = 'forward' | 'backward_dq' | 'backward_dkdv';
 /** the subgroup width the texture kernels need */
 const TEXTURE_LANES = shaderConstant(wgsl.attention_fused_texture, 'LANES');
-/** query (key) rows per workgroup: ROWS in the tile kernels; QROWS (KROWS) per lane in the texture kernels */
-const FUSED_ROWS = {
-  'fused-tiles': { query: shaderConstant(wgsl.attention_fused, 'ROWS'), key: shaderConstant(wgsl.attention_fused, 'ROWS') },
+/** query (key) rows per workgroup of each kernel: ROWS in the tile kernels; FROWS, QROWS (KROWS) per lane in the texture kernels */
+const TILE_ROWS = shaderConstant(wgsl.attention_fused, 'ROWS');
+const FUSED_ROWS: Record<FusedVariant, Record<FusedEntry, number>> = {
+  'fused-tiles': { forward: TILE_ROWS, backward_dq: TILE_ROWS, backward_dkdv: TILE_ROWS },
   'fused-texture': {
-    query: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'QROWS'),
-    key: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'KROWS'),
+    forward: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'FROWS'),
+    backward_dq: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'QROWS'),
+    backward_dkdv: TEXTURE_LANES * shaderConstant(wgsl.attention_fused_texture, 'KROWS'),
   },
-} as const;
+};
 
 /** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
 export const fusedAttentionConfig = { textureRows: 0 };
@@ -306,7 +308,7 @@ function fusedKernel(
 ): void {
   const device = stats.device;
   const hd4 = Math.ceil(d.headDim / 4);
-  const rows = FUSED_ROWS[variant][entry === 'backward_dkdv' ? 'key' : 'query'];
+  const rows = FUSED_ROWS[variant][entry];
   const common = {
     constants: { DROPOUT: mask.dropout > 0 ? 1 : 0, HEAD_MASK: mask.headMask ? 1 : 0, HD4: hd4 },
     label: `attention_fused:${entry}_${variant.slice(6)}`,
@@ -391,7 +393,7 @@ function fusedAttention(
   const rows = batch * heads * seq;
   const stats = Tensor.empty([batch, heads, seq, 2], { device });
   const context = Tensor.empty(q.shape, { device });
-  fusedKernel(variant, 'forward', { q, k, v }, ['k', 'v'], [context], stats, d, mask);
+  fusedKernel(variant, 'forward', { q, k, v }, ['q', 'k', 'v'], [context], stats, d, mask);
 
   let probs: Tensor | null = null;
   if (returnProbs) {
@@ -427,7 +429,7 @@ function fusedAttention(
     if (k.requiresGrad || v.requiresGrad) {
       dk = Tensor.empty(k.shape, { device });
       dv = Tensor.empty(v.shape, { device });
-      fusedKernel(variant, 'backward_dkdv', ops, ['q', 'dOut'], [dk, dv], stats, d, mask);
+      fusedKernel(variant, 'backward_dkdv', ops, ['q', 'k', 'v', 'dOut'], [dk, dv], stats, d, mask);
       if (!k.requiresGrad) { dk.dispose(); dk = null; }
       if (!v.requiresGrad) { dv.dispose(); dv = null; }
     }
