@@ -115,6 +115,55 @@ test('layerNorm backward adds x\'s pending gradient in its kernel (odd widths, e
   // under float32's, where 1e-5 amplified an H200's FMA-contracted rounding 316-fold past the tolerance)
 }));
 
+/** y, dx (with a pending gradient from mul(x, c)), dweight and dbias, bit patterns, with subgroupRows set while it runs */
+async function layerNormBits(shape: number[], subgroupRows: boolean): Promise<{ bits: Record<string, Uint32Array>; entries: string[] }> {
+  const d = shape[shape.length - 1];
+  const rows = shape.reduce((a, b) => a * b, 1) / d;
+  const { x, weight, bias, dy } = inputs(rows, d, rows + d);
+  const c = randn(rows * d, rows + d + 7);
+  const prev = { ...layerNormConfig };
+  Object.assign(layerNormConfig, { threadsPerRow: 16, subgroupRows });
+  try {
+    return await tidy(async () => {
+      const xt = Tensor.fromArray(x, shape, { requiresGrad: true });
+      const wt = Tensor.fromArray(weight, [d], { requiresGrad: true });
+      const bt = Tensor.fromArray(bias, [d], { requiresGrad: true });
+      let y: Tensor | null = null;
+      const entries = dispatchedEntries(Device.default, () => {
+        y = layerNorm(xt, wt, bt, 1e-6);
+        add(y, mul(xt, Tensor.fromArray(c, shape))).backward(Tensor.fromArray(dy, shape));
+      });
+      const bits: Record<string, Uint32Array> = {};
+      for (const [name, t] of [['y', y!], ['dx', xt.grad!], ['dweight', wt.grad!], ['dbias', bt.grad!]] as const) {
+        bits[name] = new Uint32Array((await t.toArray()).buffer);
+      }
+      for (const t of [xt, wt, bt]) t.grad!.dispose();
+      return { bits, entries };
+    });
+  } finally {
+    Object.assign(layerNormConfig, prev);
+  }
+}
+
+test('layerNorm: the subgroup kernels (lavapipe) give the 16-thread kernels\' bits, forward and backward with a pending dx', async () => {
+  const device = Device.default;
+  const expectSubgroup = device.features.has('subgroups') && device.subgroupMinSize >= 8;
+  for (const shape of [[1, 1], [5, 13], [4, 17], [3, 7, 190], [197, 192], [2, 768]]) {
+    const plain = await layerNormBits(shape, false);
+    const bySubgroup = await layerNormBits(shape, true);
+    assert.not.ok(plain.entries.some((e) => e.startsWith('layernorm_subgroup:')), 'subgroupRows false keeps the workgroup kernels');
+    for (const entry of ['layernorm_subgroup:layernorm_forward_subgroup', 'layernorm_subgroup:layernorm_backward_input_subgroup']) {
+      assert.is(bySubgroup.entries.includes(entry), expectSubgroup, `${entry} dispatched: ${bySubgroup.entries}`);
+    }
+    for (const name of Object.keys(plain.bits)) {
+      const a = plain.bits[name];
+      const b = bySubgroup.bits[name];
+      const i = a.findIndex((v, k) => v !== b[k]);
+      assert.is(i, -1, `[${shape}] ${name}[${i}]: ${new Float32Array(a.buffer)[i]} vs ${new Float32Array(b.buffer)[i]}`);
+    }
+  }
+});
+
 test('eps is applied inside the square root (small-variance rows tell 1e-6 from 1e-12)', () => tidy(async () => {
   const rows = 5, d = 37;
   const { x, weight, bias } = inputs(rows, d, 11, 1e-4); // variance ~1e-8

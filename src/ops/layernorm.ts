@@ -7,15 +7,28 @@ import type { Device } from '../gpu/device.ts';
 
 /**
  * Threads per row (a power of two). null picks by device: a CPU rasteriser runs fewer threads
- * per row faster (its barriers are expensive); tests set it to cover the variants.
+ * per row faster (its barriers are expensive); tests set it to cover the variants. `subgroupRows`
+ * false keeps the 16-thread kernels where the subgroup ones would run (tests compare the two).
  */
-export const layerNormConfig: { threadsPerRow: number | null } = { threadsPerRow: null };
+export const layerNormConfig: { threadsPerRow: number | null; subgroupRows: boolean } = { threadsPerRow: null, subgroupRows: true };
 
 function threadsPerRow(device: Device): number {
   // SwiftShader: one 4-lane SIMD group per row (2-4x faster there than 16 threads, measured in the web demo)
   const n = layerNormConfig.threadsPerRow ?? (/swiftshader/i.test(device.description) ? 4 : device.isCPU ? 16 : 64);
   if (!(n >= 1 && n <= 256 && (n & (n - 1)) === 0)) throw new Error(`layerNorm: threadsPerRow must be a power of two <= 256, got ${n}`);
   return n;
+}
+
+/** the lanes layernorm_subgroup.wgsl needs, and the threads per row whose results it reproduces */
+const SUBGROUP_LANES = shaderConstant(wgsl.layernorm_subgroup, 'LANES');
+const SUBGROUP_THREADS = 2 * SUBGROUP_LANES;
+
+/**
+ * layernorm_subgroup.wgsl's kernels (one subgroup per row, no barriers) where they give the bits of
+ * the `wg`-thread kernels: wg = 16 (lavapipe's default) and subgroups of 8 lanes or more.
+ */
+function subgroupRows(device: Device, wg: number): boolean {
+  return layerNormConfig.subgroupRows && wg === SUBGROUP_THREADS && device.features.has('subgroups') && device.subgroupMinSize >= SUBGROUP_LANES;
 }
 
 /** Rows per partial sum of dweight/dbias (more partials = more parallel work on a GPU). */
@@ -43,14 +56,19 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
   const device = x.device;
   const wg = threadsPerRow(device);
+  const bySubgroup = subgroupRows(device, wg);
+  const rowKernel = (entry: string) => bySubgroup
+    ? { shader: wgsl.layernorm_subgroup, entry: `${entry}_subgroup` }
+    : { shader: wgsl.layernorm, entry };
   const rows = d === 0 ? 0 : x.size / d;
   const y = Tensor.empty(x.shape, { device });
   // per-row statistics for backward; owned by the op (record frees them when no grad is needed)
   const mean = keep(Tensor.empty([rows], { device }));
   const rstd = keep(Tensor.empty([rows], { device }));
   if (rows > 0) {
+    const { shader, entry } = rowKernel('layernorm_forward');
     device.dispatch({
-      shader: wgsl.layernorm, entry: 'layernorm_forward', constants: { WG: wg },
+      shader, entry, constants: { WG: wg },
       uniforms: { rows, cols: d, eps },
       bindings: [x.binding, weight.binding, bias.binding, y.binding, mean.binding, rstd.binding],
       workgroups: device.grid(rows, 1),
@@ -62,8 +80,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
     const pending = pendingGrads?.[0];
     const dx = x.requiresGrad ? Tensor.empty(x.shape, { device }) : null;
     if (dx && rows > 0) {
+      const { shader, entry } = rowKernel('layernorm_backward_input');
       device.dispatch({
-        shader: wgsl.layernorm, entry: 'layernorm_backward_input',
+        shader, entry,
         constants: { WG: wg, ACCUMULATE: +!!pending }, uniforms: { rows, cols: d, eps },
         bindings: [x.binding, weight.binding, mean.binding, rstd.binding, dy.binding, dx.binding, (pending ?? dy).binding],
         workgroups: device.grid(rows, 1),
