@@ -74,6 +74,8 @@ interface Case {
   attentionVariant?: AttentionVariant;
   /** the layernorm threads per row while the case runs */
   layerNormThreads?: number;
+  /** false: the 16-thread layernorm kernels even where the subgroup ones would run */
+  layerNormSubgroupRows?: boolean;
   prepare(): Prepared;
 }
 
@@ -280,10 +282,12 @@ function attentionCase(
   };
 }
 
-function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'bwd'): Case {
+function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'bwd', subgroupRows = true): Case {
   const eps = 1e-12;
+  const bySubgroup = subgroupRows && threads === 16 && device.features.has('subgroups') && device.subgroupMinSize >= 8;
   return {
-    name: `layernorm.${dir}`, variant: `wg${threads}`, shape: `${rows}x${d}`, layerNormThreads: threads,
+    name: `layernorm.${dir}`, variant: bySubgroup ? 'subgroup' : `wg${threads}`, shape: `${rows}x${d}`,
+    layerNormThreads: threads, layerNormSubgroupRows: subgroupRows,
     bytes: 4 * (dir === 'fwd' ? 2 * rows * d + 2 * rows : 3 * rows * d + 2 * rows + 2 * d),
     prepare() {
       const grad = dir === 'bwd';
@@ -641,6 +645,8 @@ function cases(): Case[] {
       }
       out.push(attentionCase(8, 197, m.heads, 64, dir, `ViT-${m.tag}`));
       for (const t of quick ? [lnThreads[0]] : lnThreads) out.push(layerNormCase(ROWS, m.hidden, t, dir));
+      // the 16-thread kernels where lavapipe's subgroup ones (same bits) run by default
+      if (!quick && lnThreads.includes(16)) out.push(layerNormCase(ROWS, m.hidden, 16, dir, false));
       out.push(geluCase(ROWS, m.mlp, dir));
     }
     out.push(addCase(ROWS, m.hidden));
@@ -704,6 +710,7 @@ for (const c of cases()) {
     matmul: c.matmulVariant ?? defaultVariant, attention: c.attentionVariant ?? defaultAttention, attentionLong: c.attentionVariant ?? defaultAttentionLong,
   });
   layerNormConfig.threadsPerRow = c.layerNormThreads ?? defaultThreads;
+  layerNormConfig.subgroupRows = c.layerNormSubgroupRows ?? true;
   const kernelName = c.matmulVariant ? matmulKernel(c.matmulVariant, device).entry.replace(/^matmul_/, '') : null;
   const row: Row = {
     name: c.name, variant: kernelName ?? c.variant, shape: c.shape, ms: null, gflops: null, gbps: null, pct_fma: null, pct_copy: null,
@@ -746,6 +753,7 @@ for (const c of cases()) {
 }
 setKernelVariants(device, { matmul: defaultVariant, attention: defaultAttention, attentionLong: defaultAttentionLong });
 layerNormConfig.threadsPerRow = defaultThreads;
+layerNormConfig.subgroupRows = true;
 const cpuUsed = process.cpuUsage(cpu0);
 const coresBusy = (cpuUsed.user + cpuUsed.system) / 1000 / (performance.now() - wall0);
 

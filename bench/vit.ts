@@ -95,7 +95,7 @@ function phaseOf(d: DispatchDesc): string {
       if (dims.includes(rowsTokens) && dims.filter((x) => x === D).length === 2) return 'attention matmuls (q, k, v, out)';
       return 'other matmuls (patch embedding, classifier)';
     }
-    case 'layernorm': return 'layernorm';
+    case 'layernorm': case 'layernorm_subgroup': return 'layernorm';
     case 'elementwise':
       return d.entry.startsWith('gelu') ? 'GELU' : 'elementwise + reductions (add, fill, bias sums)';
     case 'reduce': return 'elementwise + reductions (add, fill, bias sums)';
