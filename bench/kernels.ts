@@ -16,7 +16,7 @@ import { noGrad } from '../src/autograd.ts';
 import { matmul, linear, matmulKernel } from '../src/ops/matmul.ts';
 import { linearGelu, linearResidual, mlpResidual } from '../src/ops/fused.ts';
 import { attention } from '../src/ops/attention.ts';
-import { layerNorm, layerNormConfig } from '../src/ops/layernorm.ts';
+import { layerNorm, layerNormConfig, subgroupRowsFit } from '../src/ops/layernorm.ts';
 import { gelu, add } from '../src/ops/elementwise.ts';
 import { patchify, embeddings } from '../src/ops/patchify.ts';
 import { crossEntropy, softmax } from '../src/ops/loss.ts';
@@ -284,7 +284,7 @@ function attentionCase(
 
 function layerNormCase(rows: number, d: number, threads: number, dir: 'fwd' | 'bwd', subgroupRows = true): Case {
   const eps = 1e-12;
-  const bySubgroup = subgroupRows && threads === 16 && device.features.has('subgroups') && device.subgroupMinSize >= 8;
+  const bySubgroup = subgroupRows && subgroupRowsFit(device, threads);
   return {
     name: `layernorm.${dir}`, variant: bySubgroup ? 'subgroup' : `wg${threads}`, shape: `${rows}x${d}`,
     layerNormThreads: threads, layerNormSubgroupRows: subgroupRows,

@@ -14,6 +14,7 @@
 // (src/ops/attention.ts falls back to the unfused kernels elsewhere).
 enable subgroups;
 #include "attention_fused.wgsl"
+#include "fma4.wgsl"
 
 const LANES = 8u;  // one workgroup = one subgroup of 8 lanes
 const_assert 2u * LANES >= MAX_HD4;  // two texels per lane cover a head row
@@ -180,8 +181,7 @@ fn for_texels(texels: ptr<function, array<mat4x4f, MAX_HD4>>, jj: u32, r: Spread
 // context over a step of four keys: its accumulators are loaded and stored once per step, not per key)
 fn rescale_add(acc: ptr<function, array<vec4f, MAX_HD4>>, c: f32, w: vec4f, v: ptr<function, array<mat4x4f, MAX_HD4>>) {
   for (var t = 0u; t < HD4; t++) {
-    let x = (*v)[t];
-    (*acc)[t] = fma(vec4f(w.w), x[3], fma(vec4f(w.z), x[2], fma(vec4f(w.y), x[1], fma(vec4f(w.x), x[0], (*acc)[t] * c))));
+    (*acc)[t] = fma4((*acc)[t] * c, w, (*v)[t]);
   }
 }
 

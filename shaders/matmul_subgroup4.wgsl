@@ -7,16 +7,13 @@
 // Needs subgroups of at least 4 lanes (matmul.ts checks; Device compiles this file only with subgroups).
 enable subgroups;
 #include "matmul.wgsl"
+#include "fma4.wgsl"
 
 // a[i] = op(A)[m0 + 4 g + i, k .. k+3] spread over the lanes as loaded below, turned into the row
 // for output row 4 g + i: with TRANS_A lane l holds op(A)[m0 + 4 g .. +3, k + l], so row i is component i
 // of every lane; else lane l holds row m0 + 4 g + l, so row i is lane i's vector.
 fn rowT(v: f32) -> vec4f {
   return vec4f(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
-}
-
-fn fma4(acc: vec4f, a: vec4f, b: mat4x4f) -> vec4f {
-  return fma(vec4f(a.w), b[3], fma(vec4f(a.z), b[2], fma(vec4f(a.y), b[1], fma(vec4f(a.x), b[0], acc))));
 }
 
 // lane `lane`'s share of A for rows m0 + 4 g .. m0 + 4 g + 3 at k: see rowT

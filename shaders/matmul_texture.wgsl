@@ -14,6 +14,7 @@
 // subgroups; matmul.ts checks the width and falls back to matmul_register).
 enable subgroups;
 #include "matmul.wgsl"
+#include "fma4.wgsl"
 
 // One workgroup = one subgroup of 8 lanes, each owning 4 adjacent columns of GROUPS register tiles of
 // 8 rows: 32 or 64 rows per workgroup. More rows per lane load B fewer times per FMA (a texel load is a
@@ -30,11 +31,6 @@ const_assert RT_M == LANES;  // the accumulators are matmul.wgsl's register tile
 // the texels of A the product loads anyway: a linear layer's bias gradient beside dW = dy^T x
 @group(0) @binding(7) var<storage, read_write> sumA: array<f32>;
 override SUM_A: bool = false;
-
-// acc += a.x * B[k] + a.y * B[k+1] + a.z * B[k+2] + a.w * B[k+3] for one row's 4 values of A
-fn fma4(acc: vec4f, a: vec4f, b: mat4x4f) -> vec4f {
-  return fma(vec4f(a.w), b[3], fma(vec4f(a.z), b[2], fma(vec4f(a.y), b[1], fma(vec4f(a.x), b[0], acc))));
-}
 
 // b[r] = op(B)[k + r, col0 .. col0+3] (zero past K); `first` is item z's first texture row
 fn loadB(first: u32, k: u32, col0: u32) -> mat4x4f {

@@ -24,11 +24,12 @@ const SUBGROUP_LANES = shaderConstant(wgsl.layernorm_subgroup, 'LANES');
 const SUBGROUP_THREADS = 2 * SUBGROUP_LANES;
 
 /**
- * layernorm_subgroup.wgsl's kernels (one subgroup per row, no barriers) where they give the bits of
- * the `wg`-thread kernels: wg = 16 (lavapipe's default) and subgroups of 8 lanes or more.
+ * Whether layernorm_subgroup.wgsl's kernels (one subgroup per row, no barriers) give the bits of the
+ * `wg`-thread kernels on this device: wg = 16 (lavapipe's default) and subgroups of 8 lanes or more.
+ * layerNorm runs them there unless `layerNormConfig.subgroupRows` is false.
  */
-function subgroupRows(device: Device, wg: number): boolean {
-  return layerNormConfig.subgroupRows && wg === SUBGROUP_THREADS && device.features.has('subgroups') && device.subgroupMinSize >= SUBGROUP_LANES;
+export function subgroupRowsFit(device: Device, wg: number): boolean {
+  return wg === SUBGROUP_THREADS && device.features.has('subgroups') && device.subgroupMinSize >= SUBGROUP_LANES;
 }
 
 /** Rows per partial sum of dweight/dbias (more partials = more parallel work on a GPU). */
@@ -56,7 +57,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
   const device = x.device;
   const wg = threadsPerRow(device);
-  const bySubgroup = subgroupRows(device, wg);
+  const bySubgroup = layerNormConfig.subgroupRows && subgroupRowsFit(device, wg);
   const rowKernel = (entry: string) => bySubgroup
     ? { shader: wgsl.layernorm_subgroup, entry: `${entry}_subgroup` }
     : { shader: wgsl.layernorm, entry };
