@@ -22,6 +22,7 @@ struct Params {
   width: u32,      // H * hd
   batch0: u32,     // first batch item of this dispatch (the texture variant splits the batch)
   rows: u32,       // attention_delta: B * H * S; pack_heads: texture rows
+  block0: u32,     // the texture variant: the block of rows (or keys) of workgroup 0
   seed: u32,       // dropout seed
   scale: f32,      // multiplies q.k
   drop: f32,       // dropout probability

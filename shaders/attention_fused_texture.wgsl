@@ -19,6 +19,15 @@ enable subgroups;
 const LANES = 8u;  // one workgroup = one subgroup of 8 lanes
 const_assert 2u * LANES >= MAX_HD4;  // two texels per lane cover a head row
 
+// TAIL: a pipeline for the last block of a sequence when it holds at most LANES rows (one per lane; at
+// S = 577 the 10th block of 64 queries holds one), which src/ops/attention.ts dispatches on its own: it
+// computes only row 0 of each lane. A pipeline constant, so the rows it skips are compiled out, not
+// branched over, and row 0 keeps its order of operations (the same bits).
+override TAIL: bool = false;
+fn computes(r: u32) -> bool {
+  return !TAIL | (r == 0u);  // (not ||: no branch)
+}
+
 @group(0) @binding(1) var q_tex: texture_2d<f32>;
 @group(0) @binding(2) var k_tex: texture_2d<f32>;
 @group(0) @binding(3) var v_tex: texture_2d<f32>;
@@ -70,6 +79,7 @@ const F_BLOCK = FROWS * LANES;  // query rows per workgroup
 fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let b = p.batch0 + wg.z;
   let h = wg.y;
+  let block = p.block0 + wg.x;
   let seed_hash = hash_u32(p.seed);
   let y0 = (wg.z * p.heads + h) * p.seq;  // texture row of key 0
   var qa: array<array<vec4f, MAX_HD4>, 4>;  // q rows 0-3 (scaled), then 4-7
@@ -87,15 +97,15 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
   var m: array<f32, FROWS>;
   var l: array<f32, FROWS>;
   for (var r = 0u; r < FROWS; r++) {
-    let i = min(wg.x * F_BLOCK + r * LANES + lane, p.seq - 1u);
+    let i = min(block * F_BLOCK + r * LANES + lane, p.seq - 1u);
     row[r] = (b * p.heads + h) * p.seq + i;
     m[r] = NEG_BIG;
     l[r] = 0.0;
   }
   for (var r = 0u; r < 4u; r++) {
     for (var t = 0u; t < HD4; t++) {
-      qa[r][t] = textureLoad(q_tex, vec2u(t, y0 + row[r] % p.seq), 0) * p.scale;
-      qb[r][t] = textureLoad(q_tex, vec2u(t, y0 + row[r + 4u] % p.seq), 0) * p.scale;
+      if (computes(r)) { qa[r][t] = textureLoad(q_tex, vec2u(t, y0 + row[r] % p.seq), 0) * p.scale; }
+      if (computes(r + 4u)) { qb[r][t] = textureLoad(q_tex, vec2u(t, y0 + row[r + 4u] % p.seq), 0) * p.scale; }
     }
   }
   for (var j0 = 0u; j0 < p.seq; j0 += KEYS) {
@@ -104,22 +114,24 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
     for (var jj = 0u; jj < KEYS; jj++) {
       let kr = fetch_row(k_tex, y0 + min(j0 + jj, p.seq - 1u), lane);
       let in_seq = j0 + jj < p.seq;  // keys past S get probability 0
-      scores(&sa, jj, &qa, kr, in_seq);
-      scores(&sb, jj, &qb, kr, in_seq);
+      scores(&sa, jj, &qa, 0u, kr, in_seq);
+      if (computes(4u)) { scores(&sb, jj, &qb, 4u, kr, in_seq); }
     }
     var c: array<f32, FROWS>;
     var w: array<vec4f, FROWS>;
     for (var r = 0u; r < FROWS; r++) {
-      let s = select(sb[r % 4u], sa[r % 4u], r < 4u);
-      let m_new = max(m[r], max(max(s.x, s.y), max(s.z, s.w)));
-      c[r] = exp(m[r] - m_new);
-      let e = exp(s - vec4f(m_new));
-      l[r] = l[r] * c[r] + (e.x + e.y + e.z + e.w);
-      w[r] = e;
-      if (DROPOUT) {
-        for (var jj = 0u; jj < KEYS; jj++) { w[r][jj] *= dropout_factor(row[r] * p.seq, j0 + jj, seed_hash); }
+      if (computes(r)) {
+        let s = select(sb[r % 4u], sa[r % 4u], r < 4u);
+        let m_new = max(m[r], max(max(s.x, s.y), max(s.z, s.w)));
+        c[r] = exp(m[r] - m_new);
+        let e = exp(s - vec4f(m_new));
+        l[r] = l[r] * c[r] + (e.x + e.y + e.z + e.w);
+        w[r] = e;
+        if (DROPOUT) {
+          for (var jj = 0u; jj < KEYS; jj++) { w[r][jj] *= dropout_factor(row[r] * p.seq, j0 + jj, seed_hash); }
+        }
+        m[r] = m_new;
       }
-      m[r] = m_new;
     }
     // the step's value rows, shuffled once: vt[t][jj] = texel t of value row j0 + jj
     var vt: array<mat4x4f, MAX_HD4>;
@@ -128,21 +140,21 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
     for_texels(&vt, 2u, fetch_row(v_tex, y0 + min(j0 + 2u, p.seq - 1u), lane));
     for_texels(&vt, 3u, fetch_row(v_tex, y0 + min(j0 + 3u, p.seq - 1u), lane));
     rescale_add(&acc0, c[0], w[0], &vt);
-    rescale_add(&acc1, c[1], w[1], &vt);
-    rescale_add(&acc2, c[2], w[2], &vt);
-    rescale_add(&acc3, c[3], w[3], &vt);
-    rescale_add(&acc4, c[4], w[4], &vt);
-    rescale_add(&acc5, c[5], w[5], &vt);
-    rescale_add(&acc6, c[6], w[6], &vt);
-    rescale_add(&acc7, c[7], w[7], &vt);
+    if (computes(1u)) { rescale_add(&acc1, c[1], w[1], &vt); }
+    if (computes(2u)) { rescale_add(&acc2, c[2], w[2], &vt); }
+    if (computes(3u)) { rescale_add(&acc3, c[3], w[3], &vt); }
+    if (computes(4u)) { rescale_add(&acc4, c[4], w[4], &vt); }
+    if (computes(5u)) { rescale_add(&acc5, c[5], w[5], &vt); }
+    if (computes(6u)) { rescale_add(&acc6, c[6], w[6], &vt); }
+    if (computes(7u)) { rescale_add(&acc7, c[7], w[7], &vt); }
   }
   var f: array<f32, FROWS>;
   for (var r = 0u; r < FROWS; r++) {
-    let i = wg.x * F_BLOCK + r * LANES + lane;
+    let i = block * F_BLOCK + r * LANES + lane;
     f[r] = head_factor(h) / l[r];
     if (i < p.seq) { stats_out[row[r]] = vec2f(m[r] + log(l[r]), 0.0); }
   }
-  let i0 = wg.x * F_BLOCK + lane;
+  let i0 = block * F_BLOCK + lane;
   store_scaled(&acc0, i0, b, h, f[0]);
   store_scaled(&acc1, i0 + LANES, b, h, f[1]);
   store_scaled(&acc2, i0 + 2u * LANES, b, h, f[2]);
@@ -153,13 +165,16 @@ fn forward_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocatio
   store_scaled(&acc7, i0 + 7u * LANES, b, h, f[7]);
 }
 
-// Component jj of dots[r] = a[r].x for a lane's four rows of a against the spread row x (NEG_BIG where
-// !valid). Four partial sums per dot product: independent multiply-add chains.
-fn scores(dots: ptr<function, array<vec4f, 4>>, jj: u32, a: ptr<function, array<array<vec4f, MAX_HD4>, 4>>, x: SpreadRow, valid: bool) {
+// Component jj of dots[r] = a[r].x for a lane's four rows of a (rows row0 .. row0 + 3 of its block)
+// against the spread row x (NEG_BIG where !valid). Four partial sums per dot product: independent
+// multiply-add chains.
+fn scores(dots: ptr<function, array<vec4f, 4>>, jj: u32, a: ptr<function, array<array<vec4f, MAX_HD4>, 4>>, row0: u32, x: SpreadRow, valid: bool) {
   var d = array<vec4f, 4>();
   for (var t = 0u; t < HD4; t++) {
     let xt = texel_of(x, t);
-    for (var r = 0u; r < 4u; r++) { d[r] = fma((*a)[r][t], xt, d[r]); }
+    for (var r = 0u; r < 4u; r++) {
+      if (computes(row0 + r)) { d[r] = fma((*a)[r][t], xt, d[r]); }
+    }
   }
   for (var r = 0u; r < 4u; r++) { (*dots)[r][jj] = select(NEG_BIG, hsum(d[r]), valid); }
 }
@@ -193,17 +208,20 @@ fn backward_dq_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invoc
   let seed_hash = hash_u32(p.seed);
   let y0 = (wg.z * p.heads + h) * p.seq;
   let hf = head_factor(h);
+  let block = p.block0 + wg.x;
   var qi: array<array<vec4f, MAX_HD4>, QROWS>;
   var doi: array<array<vec4f, MAX_HD4>, QROWS>;
   var dq: array<array<vec4f, MAX_HD4>, QROWS>;
   var row: array<u32, QROWS>;
   var st: array<vec2f, QROWS>;
   for (var r = 0u; r < QROWS; r++) {
-    let i = min(wg.x * Q_BLOCK + r * LANES + lane, p.seq - 1u);
-    row[r] = (b * p.heads + h) * p.seq + i;
-    st[r] = stats[row[r]];
-    let base = row_base(b * p.seq + i, h);
-    for (var t = 0u; t < HD4; t++) { qi[r][t] = q_texel(base, t) * p.scale; doi[r][t] = d_out_texel(base, t); }
+    if (computes(r)) {
+      let i = min(block * Q_BLOCK + r * LANES + lane, p.seq - 1u);
+      row[r] = (b * p.heads + h) * p.seq + i;
+      st[r] = stats[row[r]];
+      let base = row_base(b * p.seq + i, h);
+      for (var t = 0u; t < HD4; t++) { qi[r][t] = q_texel(base, t) * p.scale; doi[r][t] = d_out_texel(base, t); }
+    }
   }
   for (var j = 0u; j < p.seq; j++) {
     let kr = fetch_row(k_tex, y0 + j, lane);
@@ -216,21 +234,27 @@ fn backward_dq_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invoc
       let vt = texel_of(vr, t);
       kc[t] = kt;
       for (var r = 0u; r < QROWS; r++) {
-        s[r] = fma(qi[r][t], kt, s[r]);
-        dp[r] = fma(doi[r][t], vt, dp[r]);
+        if (computes(r)) {
+          s[r] = fma(qi[r][t], kt, s[r]);
+          dp[r] = fma(doi[r][t], vt, dp[r]);
+        }
       }
     }
     var ds: array<f32, QROWS>;
     for (var r = 0u; r < QROWS; r++) {
-      let f = hf * dropout_factor(row[r] * p.seq, j, seed_hash);
-      ds[r] = exp(hsum(s[r]) - st[r].x) * (f * hsum(dp[r]) - st[r].y);
+      if (computes(r)) {
+        let f = hf * dropout_factor(row[r] * p.seq, j, seed_hash);
+        ds[r] = exp(hsum(s[r]) - st[r].x) * (f * hsum(dp[r]) - st[r].y);
+      }
     }
     for (var t = 0u; t < HD4; t++) {
-      for (var r = 0u; r < QROWS; r++) { dq[r][t] = fma(vec4f(ds[r]), kc[t], dq[r][t]); }
+      for (var r = 0u; r < QROWS; r++) {
+        if (computes(r)) { dq[r][t] = fma(vec4f(ds[r]), kc[t], dq[r][t]); }
+      }
     }
   }
   for (var r = 0u; r < QROWS; r++) {
-    let i = wg.x * Q_BLOCK + r * LANES + lane;
+    let i = block * Q_BLOCK + r * LANES + lane;
     if (i < p.seq) {
       let base = row_base(b * p.seq + i, h);
       for (var t = 0u; t < HD4; t++) { store_row(base, t, dq[r][t] * p.scale); }
@@ -250,8 +274,10 @@ fn pair_dots(
     let xt = texel_of(x, t);
     let yt = texel_of(y, t);
     for (var r = 0u; r < 4u; r++) {
-      d[r] = fma((*a)[r][t], xt, d[r]);
-      d2[r] = fma((*b)[r][t], yt, d2[r]);
+      if (computes(r)) {
+        d[r] = fma((*a)[r][t], xt, d[r]);
+        d2[r] = fma((*b)[r][t], yt, d2[r]);
+      }
     }
   }
   for (var r = 0u; r < 4u; r++) {
@@ -277,6 +303,7 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
   let seed_hash = hash_u32(p.seed);
   let y0 = (wg.z * p.heads + h) * p.seq;
   let hf = head_factor(h);
+  let block = p.block0 + wg.x;
   var kj: array<array<vec4f, MAX_HD4>, KROWS>;
   var vj: array<array<vec4f, MAX_HD4>, KROWS>;
   var dk0: array<vec4f, MAX_HD4>;  // one array per key row
@@ -289,10 +316,12 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
   var dv3: array<vec4f, MAX_HD4>;
   var key: array<u32, KROWS>;
   for (var r = 0u; r < KROWS; r++) {
-    key[r] = min(wg.x * K_BLOCK + r * LANES + lane, p.seq - 1u);
-    for (var t = 0u; t < HD4; t++) {
-      kj[r][t] = textureLoad(k_tex, vec2u(t, y0 + key[r]), 0) * p.scale;
-      vj[r][t] = textureLoad(v_tex, vec2u(t, y0 + key[r]), 0);
+    key[r] = min(block * K_BLOCK + r * LANES + lane, p.seq - 1u);
+    if (computes(r)) {
+      for (var t = 0u; t < HD4; t++) {
+        kj[r][t] = textureLoad(k_tex, vec2u(t, y0 + key[r]), 0) * p.scale;
+        vj[r][t] = textureLoad(v_tex, vec2u(t, y0 + key[r]), 0);
+      }
     }
   }
   for (var i0 = 0u; i0 < p.seq; i0 += 4u) {
@@ -309,13 +338,15 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
     var pw: array<vec4f, KROWS>;  // p' of (query ii, key r): dv's weight
     var ds: array<vec4f, KROWS>;
     for (var r = 0u; r < KROWS; r++) {
-      var f = vec4f(hf);
-      if (DROPOUT) {
-        for (var ii = 0u; ii < 4u; ii++) { f[ii] = hf * dropout_factor((first_row + i0 + ii) * p.seq, key[r], seed_hash); }
+      if (computes(r)) {
+        var f = vec4f(hf);
+        if (DROPOUT) {
+          for (var ii = 0u; ii < 4u; ii++) { f[ii] = hf * dropout_factor((first_row + i0 + ii) * p.seq, key[r], seed_hash); }
+        }
+        let pr = exp(s[r] - lse);
+        pw[r] = select(vec4f(0.0), pr * f, in_seq);
+        ds[r] = select(vec4f(0.0), pr * (f * dp[r] - delta), in_seq);
       }
-      let pr = exp(s[r] - lse);
-      pw[r] = select(vec4f(0.0), pr * f, in_seq);
-      ds[r] = select(vec4f(0.0), pr * (f * dp[r] - delta), in_seq);
     }
     // the step's q and dO rows again, shuffled once for the four key rows' updates
     var qc: array<mat4x4f, MAX_HD4>;
@@ -329,15 +360,15 @@ fn backward_dkdv_texture(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_inv
     for_texels(&dc, 2u, fetch_row(d_out_tex, y0 + min(i0 + 2u, p.seq - 1u), lane));
     for_texels(&dc, 3u, fetch_row(d_out_tex, y0 + min(i0 + 3u, p.seq - 1u), lane));
     rescale_add(&dv0, 1.0, pw[0], &dc);
-    rescale_add(&dv1, 1.0, pw[1], &dc);
-    rescale_add(&dv2, 1.0, pw[2], &dc);
-    rescale_add(&dv3, 1.0, pw[3], &dc);
+    if (computes(1u)) { rescale_add(&dv1, 1.0, pw[1], &dc); }
+    if (computes(2u)) { rescale_add(&dv2, 1.0, pw[2], &dc); }
+    if (computes(3u)) { rescale_add(&dv3, 1.0, pw[3], &dc); }
     rescale_add(&dk0, 1.0, ds[0], &qc);
-    rescale_add(&dk1, 1.0, ds[1], &qc);
-    rescale_add(&dk2, 1.0, ds[2], &qc);
-    rescale_add(&dk3, 1.0, ds[3], &qc);
+    if (computes(1u)) { rescale_add(&dk1, 1.0, ds[1], &qc); }
+    if (computes(2u)) { rescale_add(&dk2, 1.0, ds[2], &qc); }
+    if (computes(3u)) { rescale_add(&dk3, 1.0, ds[3], &qc); }
   }
-  let j0 = wg.x * K_BLOCK + lane;
+  let j0 = block * K_BLOCK + lane;
   store_scaled(&dk0, j0, b, h, p.scale);
   store_scaled(&dk1, j0 + LANES, b, h, p.scale);
   store_scaled(&dk2, j0 + 2u * LANES, b, h, p.scale);

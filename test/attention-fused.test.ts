@@ -137,6 +137,31 @@ test('every variant: the same inputs twice give the same bits', async () => {
   }
 });
 
+test('fused-texture: the last, partial block of rows (its own pipeline) gives the whole-block pipeline\'s bits', async () => {
+  // last blocks of 1 row (S = 65: after 1 block of 64 queries forward, 2 of 32 backward), 5 rows (S = 69) and
+  // 8 rows (S = 40, backward only), with and without dropout and head mask
+  const cases: [Case, Opts][] = [
+    [{ batch: 1, seq: 65, heads: 2, headDim: 8 }, {}],
+    [{ batch: 2, seq: 69, heads: 3, headDim: 10 }, masked(3)],
+    [{ batch: 1, seq: 40, heads: 2, headDim: 24 }, masked(2)],
+  ];
+  const before = fusedAttentionConfig.tailPipeline;
+  try {
+    for (const [c, opts] of cases) {
+      fusedAttentionConfig.tailPipeline = true;
+      const split = await withVariant('fused-texture', () => run(c, opts));
+      fusedAttentionConfig.tailPipeline = false;
+      const whole = await withVariant('fused-texture', () => run(c, opts));
+      for (const key of Object.keys(split) as (keyof Outputs)[]) {
+        const i = split[key].findIndex((x, j) => !Object.is(x, whole[key][j]));
+        if (i >= 0) throw new Error(`${name(c)} ${key}: the tail pipeline differs at [${i}] (${split[key][i]} vs ${whole[key][i]})`);
+      }
+    }
+  } finally {
+    fusedAttentionConfig.tailPipeline = before;
+  }
+});
+
 test('fused-texture: batches split into runs that fit the texture height', async () => {
   const before = fusedAttentionConfig.textureRows;
   fusedAttentionConfig.textureRows = 102; // the H * S head rows of two items of H = 3, S = 17 per texture

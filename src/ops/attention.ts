@@ -248,8 +248,12 @@ const FUSED_ROWS: Record<FusedVariant, Record<FusedEntry, number>> = {
   },
 };
 
-/** Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to reach their batch runs. */
-export const fusedAttentionConfig = { textureRows: 0 };
+/**
+ * Tests lower the texture height the texture kernels plan with (0: the device's maxTextureDimension2D) to
+ * reach their batch runs, and turn off `tailPipeline` (the last, partial block of rows by its own pipeline)
+ * to compare its bits with the whole-block pipeline's.
+ */
+export const fusedAttentionConfig = { textureRows: 0, tailPipeline: true };
 const textureRows = (device: Device) => fusedAttentionConfig.textureRows || device.gpu.limits.maxTextureDimension2D;
 
 /**
@@ -341,18 +345,30 @@ function fusedKernel(
       fillHeadTexture(ops[name]!, tex[i], d, mask, b0, n);
       filled[name] = tex[i];
     });
-    device.dispatch({
-      ...common, shader: wgsl.attention_fused_texture, entry: `${entry}_texture`,
-      uniforms: fusedUniforms(d, mask, b0, 0),
-      bindings: bind(filled),
-      workgroups: [Math.ceil(d.seq / rows), d.heads, n],
-    });
+    // A last block of at most one row per lane after whole ones (at S = 577 the 10th block of 64 queries
+    // holds one, and cost as much as each of the other nine) runs by a pipeline that computes only that
+    // row: a tenth of the forward's time saved at 577 tokens. Only then: each pipeline costs seconds to compile.
+    const whole = Math.floor(d.seq / rows);
+    const tail = d.seq - whole * rows;
+    const parts = fusedAttentionConfig.tailPipeline && whole > 0 && tail > 0 && tail <= TEXTURE_LANES
+      ? [{ blocks: whole, block0: 0, last: false }, { blocks: 1, block0: whole, last: true }]
+      : [{ blocks: Math.ceil(d.seq / rows), block0: 0, last: false }];
+    for (const { blocks, block0, last } of parts) {
+      device.dispatch({
+        ...common, shader: wgsl.attention_fused_texture, entry: `${entry}_texture`,
+        constants: { ...common.constants, TAIL: last ? 1 : 0 },
+        label: last ? `${common.label}_tail` : common.label,
+        uniforms: fusedUniforms(d, mask, b0, 0, block0),
+        bindings: bind(filled),
+        workgroups: [blocks, d.heads, n],
+      });
+    }
   }
 }
 
-function fusedUniforms(d: FusedDims, mask: MaskSpec, batch0: number, rows: number) {
+function fusedUniforms(d: FusedDims, mask: MaskSpec, batch0: number, rows: number, block0 = 0) {
   return {
-    seq: d.seq, heads: d.heads, head_dim: d.headDim, width: d.heads * d.headDim, batch0, rows,
+    seq: d.seq, heads: d.heads, head_dim: d.headDim, width: d.heads * d.headDim, batch0, rows, block0,
     seed: mask.seed >>> 0, scale: d.scale, drop: mask.dropout, keep_scale: 1 / (1 - mask.dropout),
   };
 }
