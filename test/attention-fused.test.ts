@@ -49,6 +49,14 @@ async function run(c: Case, opts: Opts, seed = 1): Promise<Outputs> {
   });
 }
 
+/** Every output of `b` bit for bit equal to `a`'s, else an error naming the first element that is not. */
+function assertSameBits(a: Outputs, b: Outputs, label: string, what: string): void {
+  for (const key of Object.keys(a) as (keyof Outputs)[]) {
+    const i = a[key].findIndex((x, j) => !Object.is(x, b[key][j]));
+    if (i >= 0) throw new Error(`${label} ${key}: ${what} differs at [${i}] (${a[key][i]} vs ${b[key][i]})`);
+  }
+}
+
 async function checkAgainstRef(variant: AttentionVariant, c: Case, opts: Opts = {}, seed = 1): Promise<void> {
   const n = c.batch * c.seq * c.heads * c.headDim;
   const [q, k, v, dc] = [0, 1, 2, 3].map((i) => randn(n, seed + i));
@@ -130,10 +138,7 @@ test('every variant: the same inputs twice give the same bits', async () => {
   const c = { batch: 2, seq: 37, heads: 2, headDim: 24 };
   for (const variant of ATTENTION_VARIANTS) {
     const [a, b] = await withVariant(variant, async () => [await run(c, masked(2)), await run(c, masked(2))]);
-    for (const key of Object.keys(a) as (keyof Outputs)[]) {
-      const i = a[key].findIndex((x, j) => !Object.is(x, b[key][j]));
-      if (i >= 0) throw new Error(`${variant} ${key}: run 2 differs at [${i}] (${a[key][i]} vs ${b[key][i]})`);
-    }
+    assertSameBits(a, b, variant, 'run 2');
   }
 });
 
@@ -152,10 +157,7 @@ test('fused-texture: the last, partial block of rows (its own pipeline) gives th
       const split = await withVariant('fused-texture', () => run(c, opts));
       fusedAttentionConfig.tailPipeline = false;
       const whole = await withVariant('fused-texture', () => run(c, opts));
-      for (const key of Object.keys(split) as (keyof Outputs)[]) {
-        const i = split[key].findIndex((x, j) => !Object.is(x, whole[key][j]));
-        if (i >= 0) throw new Error(`${name(c)} ${key}: the tail pipeline differs at [${i}] (${split[key][i]} vs ${whole[key][i]})`);
-      }
+      assertSameBits(split, whole, name(c), 'the tail pipeline');
     }
   } finally {
     fusedAttentionConfig.tailPipeline = before;
