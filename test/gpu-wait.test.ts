@@ -8,6 +8,8 @@ import { dawnPolls } from '../src/gpu/platform-node.ts';
 import { Tensor } from '../src/tensor.ts';
 import { matmul } from '../src/ops/matmul.ts';
 import { noGrad } from '../src/autograd.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const polls = () => ({ ...dawnPolls });
 
@@ -64,6 +66,35 @@ test("other setImmediate callbacks are not Dawn's polls: they run as before, and
   assert.is(ran, 2);
   assert.is(cleared, false, 'clearImmediate cancelled nothing');
   assert.equal(polls(), before, 'none of these counted as a poll');
+});
+
+test('on a device the platform was not told runs on a CPU (as on a GPU), the polls stay back to back', async () => {
+  // a child process: this one's platform already knows of a CPU device
+  const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+  const script = `
+    const { nodePlatform, dawnPolls } = await import(${src('gpu/platform-node.ts')});
+    const { Device } = await import(${src('gpu/device.ts')});
+    const { Tensor } = await import(${src('tensor.ts')});
+    const { matmul } = await import(${src('ops/matmul.ts')});
+    const { noGrad } = await import(${src('autograd.ts')});
+    const platform = await nodePlatform();
+    const device = await Device.create({ platform: { gpu: platform.gpu, keepAlive: platform.keepAlive } });
+    const n = 512;
+    const a = Tensor.fromArray(new Float32Array(n * n).fill(0.5), [n, n], { device });
+    await device.sync();
+    const before = { ...dawnPolls };
+    const t0 = performance.now();
+    noGrad(() => { for (let i = 0; i < 8; i++) matmul(a, a).dispose(); });
+    await device.sync();
+    const ms = performance.now() - t0;
+    console.log(JSON.stringify({ ms, immediate: dawnPolls.immediate - before.immediate, timed: dawnPolls.timed - before.timed }));
+    device.destroy();
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+  const out = JSON.parse(stdout.trim().split('\n').pop()!);
+  assert.ok(out.ms > 5, `the wait was too short to tell: ${stdout}`);
+  assert.is(out.timed, 0, `timed polls without a CPU device: ${stdout}`);
+  assert.ok(out.immediate > 20, `a ${out.ms.toFixed(0)} ms wait polled back to back only ${out.immediate} times`);
 });
 
 test.run();

@@ -150,6 +150,7 @@ export class Device {
     };
     const gpuDevice = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'vitcatsvdogs' });
     const device = new Device(platform, adapter, gpuDevice, options);
+    platform.deviceCreated?.(device);
     if (!defaultDevice) {
       defaultDevice = device;
       defaultDestroyed = false;

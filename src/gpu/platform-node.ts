@@ -20,9 +20,11 @@ export async function nodePlatform(): Promise<Platform> {
     dawn = webgpu.create(['disable-dawn-features=timestamp_quantization']) as unknown as GPU;
     throttleDawnPolling();
   }
-  return { gpu: dawn, keepAlive: dawn };
+  return { gpu: dawn, keepAlive: dawn, deviceCreated: ({ isCPU }) => { pollOnTimer ||= isCPU; } };
 }
 
+/** Set once a device runs on a CPU adapter: only then do Dawn's polls compete with the GPU's work. */
+let pollOnTimer = false;
 /** Dawn's polls so far, by how they were scheduled (tests read them). */
 export const dawnPolls = { immediate: 0, timed: 0 };
 
@@ -36,9 +38,10 @@ const POLL_PERIOD_MS = 1;
  * finished work by rescheduling themselves with the global setImmediate: a busy loop on the main thread.
  * On a CPU adapter that loop competes with the threads doing the GPU's work: with 2 cores, lavapipe got
  * about one of them, and the fused attention at 577 tokens ran 1.7x faster with the polls on a 1 ms timer.
- * So Dawn's poll (the only anonymous native callback of no arguments it schedules; looked up on the
- * global each time) runs back to back for BUSY_POLL_MS of a wait, then every POLL_PERIOD_MS. Every other
- * callback goes straight to setImmediate.
+ * So once a device runs on a CPU adapter, Dawn's poll (the only anonymous native callback of no
+ * arguments it schedules; looked up on the global each time) runs back to back for BUSY_POLL_MS of a
+ * wait, then every POLL_PERIOD_MS. On a GPU the loop only spins a spare core, and a timer would add up
+ * to a millisecond to every wait, so it stays as it was. Every other callback goes straight to setImmediate.
  */
 function throttleDawnPolling(): void {
   const immediate = globalThis.setImmediate;
@@ -55,7 +58,7 @@ function throttleDawnPolling(): void {
         polling = true;
         try { callback(...args); } finally { polling = false; }
       };
-      if (now - waitStart > BUSY_POLL_MS) {
+      if (pollOnTimer && now - waitStart > BUSY_POLL_MS) {
         dawnPolls.timed++;
         return setTimeout(poll, POLL_PERIOD_MS);
       }

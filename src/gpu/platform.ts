@@ -7,6 +7,8 @@ export interface Platform {
   gpu: GPU;
   /** Objects that must stay referenced while the device lives (Dawn's `create()` result). */
   keepAlive?: unknown;
+  /** Told about each device created on it (Node: how to wait for a CPU adapter's work). */
+  deviceCreated?(device: { isCPU: boolean }): void;
 }
 
 let platformFactory: (() => Promise<Platform>) | null = null;
